@@ -58,7 +58,7 @@ class ModelSpec:
         return f"{self.backend}:{self.model}" + (f"?{opts}" if opts else "")
 
 
-KNOWN_BACKENDS = ("transformers", "llamacpp", "openai", "sentence-transformers", "fake")
+KNOWN_BACKENDS = ("transformers", "llamacpp", "openai", "sentence-transformers")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,216 @@
+"""The transformers backend: any causal LM on the Hub or on disk, CUDA when present, else CPU.
+
+The bundled SmolLM2 GGUF is dequantised once and saved as safetensors in the workspace
+(``models/``), so later loads take well under a second instead of ~20 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tamis.models.base import LLM, ChatMessages, GenerationParams, ModelError, ModelSpec, ResponseLogprobs
+from tamis.models.bundled import SMOLLM2_GGUF, file_digest, is_smollm2, smollm2_gguf_path
+
+
+def best_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _dtype(name: str | None, device: torch.device) -> torch.dtype:
+    if not name or name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[name]
+    except KeyError as err:
+        raise ModelError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from err
+
+
+def converted_smollm2_dir(models_dir: Path) -> Path:
+    """Dequantise the bundled GGUF into safetensors once; later calls return the cached folder."""
+    gguf = smollm2_gguf_path()
+    target = models_dir / f"smollm2-135m-instruct-{file_digest(str(gguf))}"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    # A model loaded from GGUF refuses save_pretrained: rebuild it from its config, then copy weights.
+    config = AutoConfig.for_model(**loaded.config.to_dict())
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+class TransformersLLM(LLM):
+    """A causal LM via transformers. Options: dtype, batch_size, device, revision."""
+
+    def __init__(self, spec: ModelSpec, workspace: Any = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = spec
+        self.device = torch.device(spec.options.get("device") or best_device())
+        self.dtype = _dtype(spec.options.get("dtype"), self.device)
+        self.batch_size = int(spec.options.get("batch_size", 8))
+        if is_smollm2(spec.model):
+            models_dir = workspace.models_dir if workspace is not None else Path.home() / ".cache" / "tamis"
+            path = str(converted_smollm2_dir(Path(models_dir)))
+            self._source = f"smollm2-135m-instruct@{file_digest(str(smollm2_gguf_path()))}"
+        else:
+            path = spec.model
+            self._source = spec.model
+        revision = spec.options.get("revision")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+            self.model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=self.dtype)
+        except OSError as err:
+            raise ModelError(
+                f"cannot load transformers model {spec.model!r}: {err}. Give a local folder or a Hugging Face id "
+                "available offline, or 'smollm2' for the bundled model."
+            ) from err
+        self.model.to(self.device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        commit = getattr(self.model.config, "_commit_hash", None) or ""
+        if Path(path).is_dir() and not commit:
+            weights = sorted(Path(path).glob("*.safetensors")) or sorted(Path(path).glob("*.bin"))
+            commit = ",".join(file_digest(str(w)) for w in weights[:4])
+        self._identity = f"transformers:{self._source}@{commit}:{str(self.dtype).removeprefix('torch.')}"
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    # -- templates and tokens -------------------------------------------------------------------
+    def apply_chat_template(self, messages: ChatMessages, add_generation_prompt: bool = True) -> str:
+        if self.tokenizer.chat_template is None:
+            # Base models: a plain transcript is the honest fallback.
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+            return text + ("assistant: " if add_generation_prompt else "")
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _end_of_turn_ids(self, prompt: ChatMessages, response: str) -> list[int]:
+        """The tokens the template puts after an assistant response, up to its end-of-turn token."""
+        if not prompt or self.tokenizer.chat_template is None:
+            return [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        head = self.apply_chat_template(prompt, add_generation_prompt=True)
+        full = self.apply_chat_template(prompt + [{"role": "assistant", "content": response}], add_generation_prompt=False)
+        tail = full[len(head) + len(response):] if full.startswith(head + response) else ""
+        ids = self._encode(tail) if tail else []
+        special = set(self.tokenizer.all_special_ids)
+        for i, tok in enumerate(ids):
+            if tok in special:
+                return ids[: i + 1]
+        return [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+
+    def scoring_ids(self, prompt: ChatMessages, response: str) -> tuple[list[int], list[int]]:
+        """(context ids, response ids incl. the end-of-turn token) exactly as scored."""
+        if prompt:
+            context = self._encode(self.apply_chat_template(prompt, add_generation_prompt=True))
+        else:  # unconditional: condition on BOS (or EOS as a document separator, GPT-2 style)
+            start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+            context = [start]
+        return context, self._encode(response) + self._end_of_turn_ids(prompt, response)
+
+    # -- scoring --------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def logprobs(self, prompts: list[ChatMessages], responses: list[str]) -> list[ResponseLogprobs]:
+        if len(prompts) != len(responses):
+            raise ValueError("prompts and responses must have the same length")
+        encoded = [self.scoring_ids(p, r) for p, r in zip(prompts, responses)]
+        order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+        results: list[ResponseLogprobs | None] = [None] * len(encoded)
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            seqs = [encoded[i][0] + encoded[i][1] for i in batch]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for row, seq in enumerate(seqs):
+                ids[row, : len(seq)] = torch.tensor(seq)
+                mask[row, : len(seq)] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            for row, i in enumerate(batch):
+                context, target = encoded[i]
+                lo = len(context)
+                step_logits = logits[row, lo - 1 : lo - 1 + len(target)].float()
+                logp = torch.log_softmax(step_logits, dim=-1)
+                picked = logp.gather(1, torch.tensor(target, device=logp.device)[:, None])[:, 0]
+                results[i] = ResponseLogprobs(
+                    tokens=tuple(self.tokenizer.convert_ids_to_tokens(target)),
+                    logprobs=tuple(float(x) for x in picked.cpu()),
+                )
+        return [r for r in results if r is not None]
+
+    # -- generation -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, prompts: list[ChatMessages], params: GenerationParams) -> list[list[str]]:
+        texts = [self.apply_chat_template(p, add_generation_prompt=True) for p in prompts]
+        if params.temperature <= 0:
+            outs = self._greedy(texts, params)
+            return [[o] * params.n for o in outs]
+        return [self._sample(text, params) for text in texts]
+
+    def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        return kwargs
+
+    def _decode(self, ids: torch.Tensor, params: GenerationParams) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        for stop in params.stop:
+            cut = text.find(stop)
+            if cut >= 0:
+                text = text[:cut]
+        return text
+
+    def _greedy(self, texts: list[str], params: GenerationParams) -> list[str]:
+        self.tokenizer.padding_side = "left"
+        try:
+            outs: list[str] = []
+            for start in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.device)
+                gen = self.model.generate(**enc, do_sample=False, **self._gen_kwargs(params))
+                width = enc["input_ids"].shape[1]
+                outs.extend(self._decode(row[width:], params) for row in gen)
+            return outs
+        finally:
+            self.tokenizer.padding_side = "right"
+
+    def _sample(self, text: str, params: GenerationParams) -> list[str]:
+        # One seeded call per prompt: the samples depend only on (prompt, params), not on batching.
+        seed = int.from_bytes(hashlib.sha256(f"{params.seed}:{text}".encode()).digest()[:4], "little")
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            enc = self.tokenizer([text], return_tensors="pt", add_special_tokens=False).to(self.device)
+            gen = self.model.generate(
+                **enc, do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0,
+                num_return_sequences=params.n, **self._gen_kwargs(params),
+            )
+        finally:
+            torch.random.set_rng_state(generator_state)
+        width = enc["input_ids"].shape[1]
+        return [self._decode(row[width:], params) for row in gen]

@@ -1,0 +1,35 @@
+"""Progress display for long loops (rich), quiet when output is not a terminal or in tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+Advance = Callable[[int], None]
+
+
+def _enabled() -> bool:
+    if os.environ.get("TAMIS_PROGRESS") in ("0", "false", "no"):
+        return False
+    return sys.stderr.isatty() or os.environ.get("TAMIS_PROGRESS") in ("1", "true", "yes")
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator[Advance]:
+    """Yield ``advance(n)``; shows a bar with count, elapsed and remaining time on a terminal."""
+    if not _enabled() or total <= 0:
+        yield lambda n=1: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
