@@ -1,0 +1,310 @@
+"""File types: turn any supported file into raw rows (with line/row numbers), and rows into files.
+
+Readers never stop at a bad row: they yield a RawRow carrying the error and the original text so
+the caller can quarantine it and go on. Writers are atomic (temp file + os.replace), so a crash never
+leaves a half-written dataset where a good one used to be.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from tamis.io.errors import DataError, RowError
+
+JSON_COLUMNS_KEY = b"tamis.json_columns"
+HF_DESCRIPTION_PREFIX = "tamis:json_columns="
+# columns that hold structure; when a table stores them as JSON text they are decoded on read
+STRUCTURED = ("messages", "conversations", "annotations", "labels", "annotators", "meta")
+
+
+@dataclass
+class RawRow:
+    """One row as found in the file: parsed data, or the error that stopped parsing."""
+
+    row: int | None
+    data: dict[str, Any] | None
+    raw: Any  # the original row (or line text) for the quarantine
+    error: RowError | None = None
+    raw_bytes_b64: str | None = None  # the exact bytes, when they were not valid UTF-8
+
+
+def file_kind(path: Path) -> str:
+    """'jsonl', 'json', 'csv', 'tsv', 'parquet' or 'hf' (a save_to_disk folder), by name."""
+    if path.is_dir() or not path.suffix:
+        return "hf"
+    suffixes = [s.lower() for s in path.suffixes]
+    last = suffixes[-1]
+    if last == ".gz":
+        last = suffixes[-2] if len(suffixes) > 1 else ".jsonl"
+    kinds = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
+             ".parquet": "parquet", ".pq": "parquet"}
+    if last not in kinds:
+        raise DataError(f"{path}: unknown file type {last!r}; use .jsonl, .json, .csv, .tsv, .parquet "
+                        "or a Hugging Face datasets folder")
+    return kinds[last]
+
+
+def iter_raw_rows(path: Path, *, split: str | None = None) -> Iterator[RawRow]:
+    """Every row of the file, in order; whole-file failures raise DataError."""
+    kind = file_kind(path)
+    if kind == "jsonl":
+        yield from _jsonl_rows(path)
+    elif kind == "json":
+        yield from _json_rows(path)
+    elif kind in ("csv", "tsv"):
+        yield from _csv_rows(path, "\t" if kind == "tsv" else ",")
+    elif kind == "parquet":
+        table = pq.read_table(path)
+        meta = table.schema.metadata or {}
+        json_cols = json.loads(meta.get(JSON_COLUMNS_KEY, b"[]"))
+        yield from _table_rows(table.to_pylist(), json_cols)
+    else:
+        yield from _hf_rows(path, split)
+
+
+def _jsonl_rows(path: Path) -> Iterator[RawRow]:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line:
+                continue
+            try:
+                text = line.decode("utf-8", errors="strict")
+            except UnicodeDecodeError as e:
+                err = RowError(None, f"invalid UTF-8 (byte {e.start} of the line)",
+                               "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8", "invalid_utf8")
+                yield RawRow(lineno, None, line.decode("utf-8", "backslashreplace"), err,
+                             base64.b64encode(line).decode("ascii"))
+                continue
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                err = RowError(None, f"malformed JSON: {e.msg} (column {e.colno})",
+                               "fix the line so it is one complete JSON object", "malformed_json")
+                yield RawRow(lineno, None, text, err)
+                continue
+            yield _object_row(lineno, data)
+
+
+def _object_row(row: int, data: Any) -> RawRow:
+    if isinstance(data, dict):
+        return RawRow(row, data, data)
+    err = RowError(None, f"expected a JSON object per row, got {type(data).__name__}",
+                   "each row must be an object like {\"messages\": [...]}", "wrong_type")
+    return RawRow(row, None, data, err)
+
+
+def _json_rows(path: Path) -> Iterator[RawRow]:
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}; "
+                        "fix it, or store one object per line as .jsonl so one bad row cannot spoil the file"
+                        ) from None
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        doc = doc["data"]
+    elif isinstance(doc, dict):
+        lists = [v for v in doc.values() if isinstance(v, list)]
+        columnar = (doc and len(lists) == len(doc) and len({len(v) for v in lists}) == 1
+                    and not {"messages", "conversations"} & set(doc))
+        doc = [dict(zip(doc, vals)) for vals in zip(*doc.values())] if columnar else [doc]
+    if not isinstance(doc, list):
+        raise DataError(f"{path}: expected a JSON array of objects, got {type(doc).__name__}")
+    for i, item in enumerate(doc, 1):
+        yield _object_row(i, item)
+
+
+def _decode_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _csv_rows(path: Path, delimiter: str) -> Iterator[RawRow]:
+    bad: list[Any] = []
+
+    def skip(row: Any) -> str:
+        bad.append(row)
+        return "skip"
+
+    parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=skip)
+    try:
+        names = pcsv.open_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter)).schema.names
+        # read as bytes so invalid UTF-8 is reported per cell instead of failing the whole file
+        convert = pcsv.ConvertOptions(column_types={n: pa.binary() for n in names}, strings_can_be_null=False)
+        table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+    except (pa.ArrowInvalid, StopIteration) as e:
+        raise DataError(f"{path}: cannot parse as {'TSV' if delimiter == chr(9) else 'CSV'}: {e}") from None
+    for r in bad:
+        line = r.number - 1 if r.number is not None else None
+        err = RowError(None, f"expected {r.expected_columns} columns, found {r.actual_columns}",
+                       "quote fields that contain the delimiter or newlines", "malformed_row")
+        yield RawRow(line, None, r.text, err)
+    for i, cells in enumerate(table.to_pylist(), 1):
+        row: dict[str, Any] = {}
+        error = None
+        for key, value in cells.items():
+            if value is None:
+                row[key] = None
+                continue
+            try:
+                row[key] = _decode_cell(value.decode("utf-8", errors="strict"))
+            except UnicodeDecodeError as e:
+                row[key] = value.decode("utf-8", "backslashreplace")
+                error = error or RowError(key, f"invalid UTF-8 (byte {e.start} of the cell)",
+                                          "re-save the file as UTF-8", "invalid_utf8")
+        yield RawRow(i, None if error else row, row, error)
+
+
+def _table_rows(rows: list[dict[str, Any]], json_cols: list[str]) -> Iterator[RawRow]:
+    for i, row in enumerate(rows, 1):
+        for key in row:
+            if key in json_cols and isinstance(row[key], str):
+                row[key] = json.loads(row[key])
+            elif key in STRUCTURED:
+                row[key] = _decode_cell(row[key])
+        yield RawRow(i, row, row)
+
+
+def _hf_rows(path: Path, split: str | None) -> Iterator[RawRow]:
+    import datasets
+
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; check the path")
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as e:
+        raise DataError(f"{path}: not a Hugging Face datasets folder (save_to_disk) nor a known file type: {e}"
+                        ) from None
+    if isinstance(ds, datasets.DatasetDict):
+        names = list(ds)
+        chosen = split or ("train" if "train" in ds else (names[0] if len(names) == 1 else None))
+        if chosen not in ds:
+            raise DataError(f"{path}: choose a split with split=...; this dataset has {names}")
+        ds = ds[chosen]
+    elif split is not None and ds.split is not None and str(ds.split) != split:
+        raise DataError(f"{path}: holds the split {ds.split!s}, not {split!r}")
+    desc = ds.info.description or ""
+    json_cols = json.loads(desc[len(HF_DESCRIPTION_PREFIX):]) if desc.startswith(HF_DESCRIPTION_PREFIX) else []
+    yield from _table_rows(ds.to_list(), json_cols)
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Write rows to `path` (type from the suffix; no suffix = datasets folder), atomically."""
+    kind = "hf" if not path.suffix else file_kind(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if kind == "jsonl":
+            opener = gzip.open if path.suffix.lower() == ".gz" else open
+            with opener(tmp, "wt", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif kind == "json":
+            tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+        elif kind in ("csv", "tsv"):
+            cols = _columns(rows)
+            data = {c: pa.array([_cell(r.get(c)) for r in rows], pa.string()) for c in cols}
+            opts = pcsv.WriteOptions(delimiter="\t" if kind == "tsv" else ",")
+            pcsv.write_csv(pa.table(data), tmp, write_options=opts)
+        elif kind == "parquet":
+            table, json_cols = arrow_table(rows)
+            pq.write_table(table.replace_schema_metadata({JSON_COLUMNS_KEY: json.dumps(json_cols)}), tmp)
+        else:
+            _save_hf(rows, tmp)
+        _replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    cols: dict[str, None] = {}
+    for r in rows:
+        cols.update(dict.fromkeys(r))
+    return list(cols)
+
+
+def _cell(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def arrow_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[str]]:
+    """An Arrow table of the rows; columns Arrow cannot type faithfully are stored as JSON text."""
+    data: dict[str, pa.Array] = {}
+    json_cols: list[str] = []
+    for col in _columns(rows):
+        values = [r.get(col) for r in rows]
+        if _needs_json(values):
+            json_cols.append(col)
+            data[col] = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+                                 pa.string())
+            continue
+        try:
+            data[col] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            json_cols.append(col)
+            data[col] = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+                                 pa.string())
+    return pa.table(data), json_cols
+
+
+def _needs_json(values: list[Any]) -> bool:
+    """Dicts (free keys) and lists of dicts with differing keys would gain null-filled keys in Arrow."""
+    keysets = set()
+    for v in values:
+        if isinstance(v, dict):
+            return True
+        if isinstance(v, list):
+            for item in v:
+                if isinstance(item, dict):
+                    keysets.add(tuple(sorted(item)))
+                    if any(isinstance(x, (dict, list)) for x in item.values()):
+                        return True
+    return len(keysets) > 1
+
+
+def _save_hf(rows: list[dict[str, Any]], tmp: Path) -> None:
+    import datasets
+    from datasets.table import InMemoryTable
+
+    table, json_cols = arrow_table(rows)
+    info = datasets.DatasetInfo(description=HF_DESCRIPTION_PREFIX + json.dumps(json_cols))
+    datasets.Dataset(InMemoryTable(table), info=info).save_to_disk(str(tmp))
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    if tmp.is_dir() and path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    else:
+        os.replace(tmp, path)

@@ -1,0 +1,162 @@
+"""read_dataset / write_dataset: the front door of the data layer.
+
+Reading never silently drops a row: each rejected row becomes a Problem and (when asked) a line of
+the quarantine file holding the original row, so the user can fix it and read it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tamis.io.errors import DataError, Problem, RowError
+from tamis.io.files import RawRow, iter_raw_rows, write_rows
+from tamis.io.formats import FORMATS, detect_format, from_row, to_row
+from tamis.records import Example
+
+DETECT_ROWS = 200
+
+
+@dataclass
+class ReadResult:
+    """What a read produced: the kept examples and an account of every rejected row."""
+
+    examples: list[Example]
+    format: str
+    source: Path
+    n_read: int
+    n_rejected: int
+    problems: list[Problem] = field(default_factory=list)
+    quarantine_path: Path | None = None
+
+    @property
+    def n_kept(self) -> int:
+        return len(self.examples)
+
+    def summary(self) -> str:
+        line = f"read {self.n_read}, kept {self.n_kept}, rejected {self.n_rejected}"
+        if self.n_rejected and self.quarantine_path is not None:
+            line += f" (quarantine: {self.quarantine_path})"
+        return line
+
+
+def read_dataset(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    quarantine: str | Path | None = None,
+    id_field: str = "id",
+    split: str | None = None,
+    limit: int | None = None,
+    columns: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> ReadResult:
+    """Read a dataset file or folder into Examples, reporting and quarantining bad rows.
+
+    `columns` renames columns before conversion ({"sentence": "text", "ref_A": "target"}) and
+    `defaults` fills columns a row lacks ({"source_lang": "de"}), so near-miss layouts need no copy.
+    """
+    src = Path(path)
+    name = str(src)
+    if not src.exists():
+        raise DataError(f"{name}: no such file or folder; check the path")
+    if format is not None and format not in FORMATS:
+        raise DataError(f"{name}: unknown format {format!r}; supported formats: {', '.join(FORMATS)}")
+    raws: list[RawRow] = []
+    for raw in iter_raw_rows(src, split=split):
+        if limit is not None and len(raws) >= limit:
+            break
+        if raw.data is not None and (columns or defaults):
+            raw.data = _remap(raw.data, columns or {}, defaults or {})
+        raws.append(raw)
+    parsed = [r.data for r in raws if r.data is not None]
+    if not raws:
+        raise DataError(f"{name}: the file holds no rows; check that it is the right file")
+    if format is None:
+        if not parsed:
+            _write_quarantine(quarantine, _problems_only(raws, name), raws)
+            raise DataError(f"{name}: no row could be parsed; first problems:\n" + _first(_problems_only(raws, name)))
+        try:
+            format = detect_format(parsed[:DETECT_ROWS])
+        except DataError as e:
+            raise DataError(f"{name}: {e}") from None
+
+    examples: list[Example] = []
+    problems: list[Problem] = []
+    rejected: list[RawRow] = []
+    first_seen: dict[str, int | None] = {}
+    for raw in raws:
+        error = raw.error
+        ex = None
+        if error is None:
+            try:
+                ex = from_row(raw.data or {}, format, id_field=id_field)
+            except RowError as e:
+                error = e
+        if ex is not None and ex.id in first_seen:
+            error = RowError(id_field if raw.data and id_field in raw.data else "id",
+                             f"duplicate id {ex.id!r}",
+                             f"row {first_seen[ex.id]} has it first; give each row a unique id", "duplicate_id")
+        if error is not None:
+            problems.append(Problem(name, raw.row, error.field, error.message, error.hint, error.kind))
+            rejected.append(raw)
+            continue
+        assert ex is not None
+        first_seen[ex.id] = raw.row
+        examples.append(ex)
+
+    qpath = _write_quarantine(quarantine, problems, rejected)
+    if not examples:
+        raise DataError(f"{name}: no usable row ({len(raws)} read as {format}, all rejected); first problems:\n"
+                        + _first(problems))
+    return ReadResult(examples, format, src, len(raws), len(rejected), problems, qpath)
+
+
+def _remap(row: dict[str, Any], columns: Mapping[str, str], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    out = {columns.get(k, k): v for k, v in row.items()}
+    for k, v in defaults.items():
+        if out.get(k) is None:
+            out[k] = v
+    return out
+
+
+def _problems_only(raws: list[RawRow], name: str) -> list[Problem]:
+    return [Problem(name, r.row, r.error.field, r.error.message, r.error.hint, r.error.kind)
+            for r in raws if r.error is not None]
+
+
+def _first(problems: list[Problem], n: int = 3) -> str:
+    lines = [f"  {p}" for p in problems[:n]]
+    if len(problems) > n:
+        lines.append(f"  ... and {len(problems) - n} more")
+    return "\n".join(lines)
+
+
+def _write_quarantine(dest: str | Path | None, problems: list[Problem], rejected: list[RawRow]) -> Path | None:
+    """One JSONL line per rejected row, with the original row; written even when empty (no stale file)."""
+    if dest is None:
+        return None
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for p, raw in zip(problems, rejected):
+            rec: dict[str, Any] = {"file": p.file, "row": p.row, "field": p.field, "reason": p.message,
+                                   "hint": p.hint, "kind": p.kind, "raw": raw.raw}
+            if raw.raw_bytes_b64 is not None:
+                rec["raw_bytes_b64"] = raw.raw_bytes_b64
+            f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, dest)
+    return dest
+
+
+def write_dataset(examples: Iterable[Example], path: str | Path, *, format: str = "messages") -> Path:
+    """Write examples in `format`; the file type follows the suffix (none = datasets folder)."""
+    if format not in FORMATS:
+        raise DataError(f"{path}: unknown format {format!r}; supported formats: {', '.join(FORMATS)}")
+    rows = [to_row(ex, format) for ex in examples]
+    return write_rows(rows, Path(path))
