@@ -40,7 +40,8 @@ class Workspace:
 
     @property
     def models_dir(self) -> Path:
-        path = self.root / "models"
+        """Converted model weights; $TAMIS_MODELS shares one folder between workspaces."""
+        path = Path(os.environ.get("TAMIS_MODELS") or self.root / "models")
         path.mkdir(parents=True, exist_ok=True)
         return path
 

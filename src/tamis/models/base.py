@@ -108,6 +108,8 @@ class LLM(abc.ABC):
     """A chat language model. Implementations batch internally; callers pass whole lists."""
 
     spec: ModelSpec
+    #: a Hugging Face-style tokenizer when the backend has one (token counts, templates); else None
+    tokenizer: Any = None
 
     @property
     @abc.abstractmethod

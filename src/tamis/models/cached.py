@@ -59,6 +59,10 @@ class CachedLLM(LLM):
     def identity(self) -> str:
         return self.inner.identity
 
+    @property
+    def tokenizer(self) -> Any:  # type: ignore[override]
+        return self.inner.tokenizer
+
     def apply_chat_template(self, messages: ChatMessages, add_generation_prompt: bool = True) -> str:
         return self.inner.apply_chat_template(messages, add_generation_prompt)
 

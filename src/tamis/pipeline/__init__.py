@@ -1,0 +1,1 @@
+"""Jobs that chain read -> measure -> decide -> write, resumably (local today, Ray-ready by design)."""

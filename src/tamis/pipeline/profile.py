@@ -1,0 +1,157 @@
+"""The profiling job (the first version of the main job): read -> measure -> write, resumably.
+
+Reads a data set (quarantining bad rows), measures every example (length statistics, the
+response's log-likelihood under an LLM, an embedding and its nearest neighbour) and writes a scored
+data set, a signal table, the embeddings, a manifest and a short summary. Every model call goes
+through the workspace cache, so a killed run started again recomputes nothing that was done.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tamis.io import read_dataset
+from tamis.manifest import Manifest
+from tamis.models import DEFAULT_EMBEDDER, DEFAULT_LLM, load_embedder, load_llm
+from tamis.records import Example
+from tamis.signals.likelihood import response_likelihood
+from tamis.signals.neighbours import nearest_neighbours
+from tamis.signals.stats import example_stats
+from tamis.store import Workspace, atomic_write_text
+
+NEAR_DUPLICATE = 0.95
+
+
+@dataclass
+class ProfileConfig:
+    data: str
+    out: str | None = None
+    format: str | None = None
+    model: str = DEFAULT_LLM
+    embedder: str = DEFAULT_EMBEDDER
+    likelihood: bool = True
+    embed: bool = True
+    limit: int | None = None
+
+
+@dataclass
+class ProfileResult:
+    out_dir: Path
+    counts: dict[str, int]
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+    near_duplicates: list[tuple[str, str, float]] = field(default_factory=list)
+
+
+def embedding_text(ex: Example) -> str:
+    """What an example is 'about': prompt and response for chat, the text for labelled data."""
+    if ex.kind == "labelled":
+        return ex.text or ""
+    return "\n".join(m.content for m in ex.messages if m.role != "system")
+
+
+def default_out_dir(workspace: Workspace, data: str) -> Path:
+    return workspace.run_dir(f"profile-{Path(data).stem}")
+
+
+def run_profile(config: ProfileConfig, workspace: Workspace) -> ProfileResult:
+    out = Path(config.out) if config.out else default_out_dir(workspace, config.data)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest("profile", asdict(config) | {"workspace": str(workspace.root)})
+
+    with manifest.stage("read"):
+        read = read_dataset(config.data, format=config.format, quarantine=out / "quarantine.jsonl", limit=config.limit)
+    examples = read.examples
+    manifest.count(read=read.n_read, kept=read.n_kept, rejected=read.n_rejected)
+    manifest.data["format"] = read.format
+
+    rows: dict[str, dict[str, Any]] = {ex.id: {"id": ex.id} for ex in examples}
+    tokenizer = None
+    if config.likelihood:
+        with manifest.stage("load_llm"):
+            llm = load_llm(config.model, workspace)
+        manifest.model("llm", llm.identity)
+        tokenizer = llm.tokenizer
+        with manifest.stage("likelihood"):
+            hits0 = workspace.cache.hits
+            for row in response_likelihood(examples, llm):
+                rows[row["id"]].update(row)
+            manifest.count(likelihood_cached=workspace.cache.hits - hits0)
+    with manifest.stage("stats"):
+        for row in example_stats(examples, tokenizer):
+            rows[row["id"]].update(row)
+
+    near: list[tuple[str, str, float]] = []
+    if config.embed and examples:
+        with manifest.stage("load_embedder"):
+            embedder = load_embedder(config.embedder, workspace)
+        manifest.model("embedder", embedder.identity)
+        with manifest.stage("embed"):
+            vectors = embedder.embed([embedding_text(ex) for ex in examples])
+            nn_index, nn_sim = nearest_neighbours(vectors)
+        for i, ex in enumerate(examples):
+            if nn_index[i] >= 0:
+                rows[ex.id].update(nn_id=examples[nn_index[i]].id, nn_similarity=float(nn_sim[i]))
+                if nn_sim[i] >= NEAR_DUPLICATE and i < nn_index[i]:
+                    near.append((ex.id, examples[nn_index[i]].id, float(nn_sim[i])))
+        np.save(out / "embeddings.npy", vectors)
+        manifest.output("embeddings", out / "embeddings.npy")
+
+    with manifest.stage("write"):
+        signals = [rows[ex.id] for ex in examples]
+        scored_lines = [json.dumps(ex.to_dict() | {"signals": rows[ex.id]}, ensure_ascii=False) for ex in examples]
+        atomic_write_text(out / "scored.jsonl", "\n".join(scored_lines) + "\n")
+        pq.write_table(pa.Table.from_pylist(signals), out / "signals.parquet")
+        flagged = lowest_likelihood(signals, examples)
+        result = ProfileResult(out, manifest.data["counts"], signals, flagged, near)
+        atomic_write_text(out / "summary.md", summary_markdown(result, read.summary(), manifest.data["models"]))
+    for name in ("scored.jsonl", "signals.parquet", "summary.md"):
+        manifest.output(name.split(".")[0], out / name)
+    if read.n_rejected:
+        manifest.output("quarantine", out / "quarantine.jsonl")
+    manifest.count(near_duplicates=len(near))
+    manifest.write(out / "manifest.json")
+    return result
+
+
+def lowest_likelihood(signals: list[dict[str, Any]], examples: list[Example], k: int = 8) -> list[dict[str, Any]]:
+    """The examples the model finds least likely: the first place to look for bad targets."""
+    by_id = {ex.id: ex for ex in examples}
+    scored = [s for s in signals if "loglik_mean" in s]
+    scored.sort(key=lambda s: s["loglik_mean"])
+    return [
+        {"id": s["id"], "loglik_mean": s["loglik_mean"], "prompt": by_id[s["id"]].prompt_text,
+         "response": by_id[s["id"]].response or "", "meta": by_id[s["id"]].meta}
+        for s in scored[:k]
+    ]
+
+
+def _clip(text: str, n: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def summary_markdown(result: ProfileResult, read_summary: str, models: dict[str, str]) -> str:
+    lines = ["# tamis profile", "", f"- data: {read_summary}"]
+    lines += [f"- {role}: `{identity}`" for role, identity in models.items()]
+    scored = [s for s in result.signals if "loglik_mean" in s]
+    if scored:
+        means = np.array([s["loglik_mean"] for s in scored])
+        lines += [f"- response log-likelihood per token: median {np.median(means):.3f}, "
+                  f"min {means.min():.3f}, max {means.max():.3f}"]
+    if result.flagged:
+        lines += ["", "## Least likely responses (look here first)", "",
+                  "| id | loglik/token | prompt | response |", "|---|---|---|---|"]
+        lines += [f"| {f['id']} | {f['loglik_mean']:.3f} | {_clip(f['prompt'])} | {_clip(f['response'])} |"
+                  for f in result.flagged]
+    if result.near_duplicates:
+        lines += ["", f"## Near-duplicates (cosine >= {NEAR_DUPLICATE})", ""]
+        lines += [f"- {a} ~ {b} ({s:.3f})" for a, b, s in result.near_duplicates]
+    return "\n".join(lines) + "\n"

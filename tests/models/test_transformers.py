@@ -1,0 +1,84 @@
+"""The transformers backend on the real bundled SmolLM2-135M-Instruct."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tamis.models import GenerationParams, ModelSpec, load_llm
+
+pytestmark = pytest.mark.slow
+Q = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_greedy_answer_is_right(smollm2):
+    [[answer]] = smollm2.generate([Q], GenerationParams(max_tokens=24))
+    assert "Paris" in answer
+
+
+def test_right_answer_is_more_likely_than_wrong(smollm2):
+    right, wrong = smollm2.logprobs([Q, Q], ["The capital of France is Paris.", "The capital of France is Berlin."])
+    assert right.total > wrong.total + 3
+    assert right.tokens[-1] == "<|im_end|>"  # the end-of-turn token is scored too
+    assert all(lp <= 0 for lp in right.logprobs)
+    assert right.n_tokens == len(smollm2.scoring_ids(Q, "The capital of France is Paris.")[1])
+
+
+def test_batched_logprobs_match_one_at_a_time(smollm2):
+    prompts = [Q, [{"role": "user", "content": "Name a colour."}], [{"role": "user", "content": "Say hi in a long and friendly way to a friend."}]]
+    responses = ["Paris.", "Blue is a colour that many people like very much.", "Hi!"]
+    batched = smollm2.logprobs(prompts, responses)
+    single = [smollm2.logprobs([p], [r])[0] for p, r in zip(prompts, responses)]
+    for b, s in zip(batched, single):
+        assert b.tokens == s.tokens
+        assert b.total == pytest.approx(s.total, abs=1e-3)
+
+
+def test_unconditional_logprobs_for_ifd(smollm2):
+    [cond] = smollm2.logprobs([Q], ["Paris"])
+    [uncond] = smollm2.logprobs([[]], ["Paris"])
+    assert cond.mean > uncond.mean  # the question makes the answer more predictable
+    assert math.isfinite(uncond.total)
+
+
+def test_sampling_is_seeded_and_independent_of_batching(smollm2):
+    params = GenerationParams(n=3, temperature=1.0, max_tokens=16, seed=7)
+    other = [{"role": "user", "content": "Write a word."}]
+    alone = smollm2.generate([Q], params)[0]
+    together = smollm2.generate([other, Q], params)[1]
+    assert alone == together and len(alone) == 3
+    assert smollm2.generate([Q], GenerationParams(n=3, temperature=1.0, max_tokens=16, seed=8))[0] != alone
+
+
+def test_stop_strings_cut_the_output(smollm2):
+    [[text]] = smollm2.generate([Q], GenerationParams(max_tokens=24, stop=("Paris",)))
+    assert "Paris" not in text
+
+
+def test_chat_template_is_the_models(smollm2):
+    text = smollm2.apply_chat_template(Q)
+    assert text.endswith("<|im_start|>assistant\n") and "What is the capital of France?" in text
+
+
+def test_conversion_is_cached(workspace, smollm2):
+    converted = list(workspace.models_dir.glob("smollm2-135m-instruct-*"))
+    assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
+    again = load_llm("transformers:smollm2", workspace, cache=False)
+    assert again.identity == smollm2.identity
+
+
+def test_spec_parsing():
+    spec = ModelSpec.parse("transformers:HuggingFaceTB/SmolLM2-360M?dtype=bfloat16&batch_size=4")
+    assert (spec.backend, spec.model, spec.options) == ("transformers", "HuggingFaceTB/SmolLM2-360M",
+                                                         {"dtype": "bfloat16", "batch_size": "4"})
+    assert ModelSpec.parse("org/model").backend == "transformers"
+    assert ModelSpec.parse("openai:gpt-4o-mini?base_url=http://127.0.0.1:8000/v1").options["base_url"].endswith("/v1")
+    assert str(ModelSpec.parse("llamacpp:smollm2?n_ctx=512")) == "llamacpp:smollm2?n_ctx=512"
+
+
+def test_unknown_model_is_a_clear_error(workspace):
+    from tamis.models import ModelError
+
+    with pytest.raises(ModelError, match="cannot load"):
+        load_llm("transformers:/no/such/model", workspace)
