@@ -149,24 +149,25 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[RawRow]:
 
     parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=skip)
     try:
-        names = pcsv.open_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter)).schema.names
+        peek = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=lambda r: "skip")
+        names = pcsv.open_csv(path, parse_options=peek).schema.names
         # read as bytes so invalid UTF-8 is reported per cell instead of failing the whole file
         convert = pcsv.ConvertOptions(column_types={n: pa.binary() for n in names}, strings_can_be_null=False)
         table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, StopIteration) as e:
         raise DataError(f"{path}: cannot parse as {'TSV' if delimiter == chr(9) else 'CSV'}: {e}") from None
-    for r in bad:
-        line = r.number - 1 if r.number is not None else None
+    bad_rows = _locate(path, bad)
+    for r, line in zip(bad, bad_rows):
         err = RowError(None, f"expected {r.expected_columns} columns, found {r.actual_columns}",
                        "quote fields that contain the delimiter or newlines", "malformed_row")
         yield RawRow(line, None, r.text, err)
-    for i, cells in enumerate(table.to_pylist(), 1):
+    numbers = (n for n in range(1, table.num_rows + len(bad) + 1) if n not in set(bad_rows))
+    for i, cells in zip(numbers, table.to_pylist()):
         row: dict[str, Any] = {}
         error = None
         for key, value in cells.items():
-            if value is None:
-                row[key] = None
-                continue
+            if value is None or (key in STRUCTURED and not value):
+                continue  # an empty structured cell means "this row has none"
             try:
                 row[key] = _decode_cell(value.decode("utf-8", errors="strict"))
             except UnicodeDecodeError as e:
@@ -176,11 +177,28 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[RawRow]:
         yield RawRow(i, None if error else row, row, error)
 
 
+def _locate(path: Path, bad: list[Any]) -> list[int | None]:
+    """1-based data-row numbers of rows Arrow skipped (it does not know them with multi-line values)."""
+    if not bad:
+        return []
+    lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+    found: list[int | None] = []
+    start = 1
+    for r in bad:
+        hit = next((i for i in range(start, len(lines)) if lines[i] == r.text), None)
+        found.append(hit)  # line index i (0 = header) is data row i when no value spans lines
+        start = hit + 1 if hit is not None else start
+    return found
+
+
 def _table_rows(rows: list[dict[str, Any]], json_cols: list[str]) -> Iterator[RawRow]:
     for i, row in enumerate(rows, 1):
-        for key in row:
-            if key in json_cols and isinstance(row[key], str):
-                row[key] = json.loads(row[key])
+        for key in list(row):
+            if key in json_cols:
+                if row[key] is None:  # the row had no such column
+                    del row[key]
+                else:
+                    row[key] = json.loads(row[key])
             elif key in STRUCTURED:
                 row[key] = _decode_cell(row[key])
         yield RawRow(i, row, row)
@@ -262,17 +280,17 @@ def arrow_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[str]]:
     json_cols: list[str] = []
     for col in _columns(rows):
         values = [r.get(col) for r in rows]
-        if _needs_json(values):
-            json_cols.append(col)
-            data[col] = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
-                                 pa.string())
-            continue
-        try:
-            data[col] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-            json_cols.append(col)
-            data[col] = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
-                                 pa.string())
+        sparse = any(col not in r for r in rows)  # Arrow would turn "absent" into null
+        if not sparse and not _needs_json(values):
+            try:
+                data[col] = pa.array(values)
+                continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                pass
+        # JSON text: a present value (even null) is text, an absent one is null, so nothing is invented
+        json_cols.append(col)
+        data[col] = pa.array([json.dumps(r[col], ensure_ascii=False) if col in r else None for r in rows],
+                             pa.string())
     return pa.table(data), json_cols
 
 

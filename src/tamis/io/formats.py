@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tamis.io.errors import ConversionError, DataError, RowError
-from tamis.io.validate import check_turns, id_value, label_value, require, text_field
+from tamis.io.validate import check_turns, id_value, label_value, require, scalar_text, text_field
 from tamis.records import Example, Message, chat_example, labelled_example
 
 FORMATS: tuple[str, ...] = ("messages", "alpaca", "sharegpt", "prompt_completion", "translation", "labelled")
@@ -143,14 +143,26 @@ def _prompt_completion(rest: dict[str, Any], ex_id: str | None) -> Example:
     return chat_example([Message("user", prompt), Message("assistant", completion)], id=ex_id, meta=meta)
 
 
+def _pick(rest: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The first alias column with a value (CSV files of mixed rows have every alias, mostly empty)."""
+    present = [k for k in keys if k in rest]
+    if not present:
+        return keys[0]
+    key = next((k for k in present if rest[k] not in (None, "")), present[0])
+    for other in present:
+        if other != key and rest.get(other) in (None, ""):
+            del rest[other]
+    return key
+
+
 def _lang(rest: dict[str, Any], keys: tuple[str, str]) -> tuple[str | None, str | None]:
-    for key in keys:
-        if key in rest:
-            value = rest.pop(key)
-            if value is not None and not isinstance(value, str):
-                raise RowError(key, f"expected a language code, got {type(value).__name__}", "e.g. 'de'", "wrong_type")
-            return key, value or None
-    return None, None
+    if not any(k in rest for k in keys):
+        return None, None
+    key = _pick(rest, keys)
+    value = rest.pop(key)
+    if value is not None and not isinstance(value, str):
+        raise RowError(key, f"expected a language code, got {type(value).__name__}", "e.g. 'de'", "wrong_type")
+    return key, value or None
 
 
 def _translation(rest: dict[str, Any], ex_id: str | None) -> Example:
@@ -171,7 +183,7 @@ def _translation(rest: dict[str, Any], ex_id: str | None) -> Example:
 
 
 def _labelled(rest: dict[str, Any], ex_id: str | None) -> Example:
-    text_key = "text" if "text" in rest or "sentence" not in rest else "sentence"
+    text_key = _pick(rest, ("text", "sentence"))
     text = text_field(require(rest, text_key, "add a 'text' (or 'sentence') value"), text_key)
     del rest[text_key]
     keep: dict[str, Any] = {"text_key": text_key} if text_key != "text" else {}
@@ -197,6 +209,8 @@ def _labelled(rest: dict[str, Any], ex_id: str | None) -> Example:
         annotations = {a: label_value(v, f"labels[{i}]") for i, (a, v) in enumerate(zip(ids, raw)) if v is not None}
         keep["labels"] = raw
     label = None
+    if annotations and rest.get("label") == "":  # an empty label cell next to annotator labels: no gold label
+        del rest["label"]
     if rest.get("label") is not None:
         raw_label = rest.pop("label")
         label = label_value(raw_label, "label")
@@ -287,14 +301,14 @@ def _labelled_row(ex: Example) -> dict[str, Any]:
     row: dict[str, Any] = {"id": ex.id, keep.get("text_key", "text"): ex.text}
     raw_label = keep.get("label")
     if ex.label is not None:
-        row["label"] = raw_label if raw_label is not None and str(raw_label) == ex.label else ex.label
+        row["label"] = raw_label if raw_label is not None and scalar_text(raw_label) == ex.label else ex.label
     ann = ex.annotations
     if ann:
         if "labels" in keep and _from_list(keep) == ann:
             if "annotators" in keep:
                 row["annotators"] = keep["annotators"]
             row["labels"] = keep["labels"]
-        elif "annotations" in keep and {str(k): str(v) for k, v in keep["annotations"].items()
+        elif "annotations" in keep and {str(k): scalar_text(v) for k, v in keep["annotations"].items()
                                         if v is not None} == ann:
             row["annotations"] = keep["annotations"]
         else:
@@ -306,4 +320,4 @@ def _from_list(keep: dict[str, Any]) -> dict[str, str]:
     raw = keep["labels"]
     names = keep.get("annotators")
     ids = [str(a) for a in names] if isinstance(names, list) else [str(i) for i in range(len(raw))]
-    return {a: str(v) for a, v in zip(ids, raw) if v is not None}
+    return {a: scalar_text(v) for a, v in zip(ids, raw) if v is not None}

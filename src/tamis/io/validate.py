@@ -33,6 +33,13 @@ def text_field(value: Any, field: str, *, allow_empty: bool = False) -> str:
     return value
 
 
+def scalar_text(value: str | int | float | bool) -> str:
+    """A scalar as text, JSON-style for booleans so CSV and JSON files agree (True -> "true")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def label_value(value: Any, field: str) -> str:
     """A class label as a string: scalars are accepted (1 -> "1"), containers are not."""
     if isinstance(value, str):
@@ -40,7 +47,7 @@ def label_value(value: Any, field: str) -> str:
             raise RowError(field, "empty label", "give the row a label or remove it", "empty")
         return value
     if isinstance(value, SCALARS):
-        return str(value)
+        return scalar_text(value)
     raise RowError(
         field, f"a label must be a single value, got {type(value).__name__}",
         "for several annotators use an 'annotations' {annotator: label} column or a 'labels' list",
