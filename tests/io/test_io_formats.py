@@ -64,7 +64,8 @@ def test_sharegpt_roles_and_aliases(fixtures):
 
 def test_translation_prompt_and_languages(fixtures):
     t1, t2, t3 = read_dataset(fixtures / "translation.jsonl").examples
-    assert t1.messages[0].content == "Translate the following text from German to English.\n\nDie Ware hat unter 20 Euro gekostet."
+    assert t1.messages[0].content == (
+        "Translate the following text from German to English.\n\nDie Ware hat unter 20 Euro gekostet.")
     assert t1.response == "The goods cost less than 20 euros."
     assert t2.messages[0].content.startswith("Translate the following text from Chinese to English.")
     assert "from xx-custom to English" in t3.messages[0].content

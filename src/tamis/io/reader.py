@@ -98,9 +98,13 @@ def read_dataset(
             except RowError as e:
                 error = e
         if ex is not None and ex.id in first_seen:
-            error = RowError(id_field if raw.data and id_field in raw.data else "id",
-                             f"duplicate id {ex.id!r}",
-                             f"row {first_seen[ex.id]} has it first; give each row a unique id", "duplicate_id")
+            if raw.data and raw.data.get(id_field) is not None:
+                error = RowError(id_field, f"duplicate id {ex.id!r}",
+                                 f"row {first_seen[ex.id]} has it first; give each row a unique id", "duplicate_id")
+            else:  # no id column: the id is a content hash, so this is an exact repeat
+                error = RowError("id", f"exact duplicate of row {first_seen[ex.id]} (content id {ex.id})",
+                                 f"row {first_seen[ex.id]} has the same content; drop the repeat, or give rows ids "
+                                 "if it is intended", "duplicate_id")
         if error is not None:
             problems.append(Problem(name, raw.row, error.field, error.message, error.hint, error.kind))
             rejected.append(raw)
