@@ -161,11 +161,19 @@ def _print_profile(result: Any) -> None:
     counts = result.counts
     out.print(f"[bold]read[/] {counts.get('read')}  [bold green]kept[/] {counts.get('kept')}  "
               f"[bold red]rejected[/] {counts.get('rejected')}  near-duplicates {counts.get('near_duplicates', 0)}")
+    for problem in result.problems[:10]:
+        out.print(f"  [red]rejected[/] {problem}", soft_wrap=True)
+    if len(result.problems) > 10:
+        out.print(f"  ... and {len(result.problems) - 10} more (see quarantine.jsonl)")
     if result.flagged:
-        table = Table("id", "loglik/token", "prompt", "response", "note", title="Least likely responses")
+        table = Table(title="Least likely responses (look here first)")
+        table.add_column("id", no_wrap=True, min_width=10)
+        table.add_column("loglik/tok", justify="right", no_wrap=True, min_width=10)
+        for name in ("prompt", "response", "note"):
+            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=36)
         for f in result.flagged:
-            table.add_row(f["id"], f"{f['loglik_mean']:.3f}", f["prompt"][:50], f["response"][:50],
-                          str(f["meta"].get("flaw", "")))
+            table.add_row(f["id"], f"{f['loglik_mean']:.2f}", " ".join(f["prompt"].split()),
+                          " ".join(f["response"].split()), str(f["meta"].get("flaw", "")))
         out.print(table)
     out.print(f"outputs in [bold]{result.out_dir}[/] (scored.jsonl, signals.parquet, summary.md, manifest.json)")
 

@@ -48,6 +48,7 @@ class ProfileResult:
     signals: list[dict[str, Any]] = field(default_factory=list)
     flagged: list[dict[str, Any]] = field(default_factory=list)
     near_duplicates: list[tuple[str, str, float]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 def embedding_text(ex: Example) -> str:
@@ -110,7 +111,7 @@ def run_profile(config: ProfileConfig, workspace: Workspace) -> ProfileResult:
         atomic_write_text(out / "scored.jsonl", "\n".join(scored_lines) + "\n")
         pq.write_table(pa.Table.from_pylist(signals), out / "signals.parquet")
         flagged = lowest_likelihood(signals, examples)
-        result = ProfileResult(out, manifest.data["counts"], signals, flagged, near)
+        result = ProfileResult(out, manifest.data["counts"], signals, flagged, near, [str(p) for p in read.problems])
         atomic_write_text(out / "summary.md", summary_markdown(result, read.summary(), manifest.data["models"]))
     for name in ("scored.jsonl", "signals.parquet", "summary.md"):
         manifest.output(name.split(".")[0], out / name)
