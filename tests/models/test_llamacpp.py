@@ -15,7 +15,8 @@ POEM = [{"role": "user", "content": "Write a short poem about cats."}]
 
 @pytest.fixture(scope="module")
 def llm():
-    model = LlamaCppLLM(ModelSpec.parse("llamacpp:smollm2?n_threads=2"))
+    # one thread: as fast as two for this 135M model, and immune to busy neighbours (see test_openai_http)
+    model = LlamaCppLLM(ModelSpec.parse("llamacpp:smollm2?n_threads=1"))
     yield model
     model.close()
 
@@ -139,7 +140,7 @@ def test_logprobs_match_transformers_tokenisation(llm, hf_tokenizer):
 
 @pytest.mark.slow
 def test_context_overflow_is_clear():
-    small = LlamaCppLLM(ModelSpec.parse("llamacpp:smollm2?n_ctx=64&n_threads=2"))
+    small = LlamaCppLLM(ModelSpec.parse("llamacpp:smollm2?n_ctx=64&n_threads=1"))
     with pytest.raises(ModelError, match="n_ctx"):
         small.generate([[{"role": "user", "content": "word " * 200}]], GenerationParams(max_tokens=4))
     small.close()

@@ -1,0 +1,228 @@
+"""OpenAI-compatible backend: a real llama-cpp-python server on loopback, and a scripted stdlib
+server for retries, Retry-After, 4xx and timeouts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from tamis.models.base import GenerationParams, LogprobsUnavailable, ModelError, ModelSpec
+from tamis.models.openai_http import OpenAILLM
+
+FRANCE = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+POEM = [{"role": "user", "content": "Write a short poem about cats."}]
+OK_BODY = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- a scripted server ----------------------------------------------------------------------
+class Scripted(BaseHTTPRequestHandler):
+    """Answers each POST with the next (status, headers, body, delay) of the server's script."""
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        srv = self.server
+        length = int(self.headers.get("content-length", 0))
+        srv.requests.append((time.monotonic(), dict(self.headers), json.loads(self.rfile.read(length) or b"{}")))
+        status, headers, body, delay = srv.script.pop(0) if srv.script else (200, {}, OK_BODY, 0)
+        time.sleep(delay)
+        data = json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def scripted():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    server.script, server.requests = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def client(url: str, **opts: str) -> OpenAILLM:
+    query = "&".join(f"{k}={v}" for k, v in {"base_url": url, "backoff": "0.05", **opts}.items())
+    return OpenAILLM(ModelSpec.parse(f"openai:test-model?{query}"))
+
+
+def test_retries_429_then_500_with_retry_after(scripted, monkeypatch):
+    monkeypatch.setenv("TAMIS_TEST_KEY", "sk-secret-value")
+    scripted.script = [
+        (429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}, 0),
+        (500, {}, {"error": {"message": "boom"}}, 0),
+        (200, {}, OK_BODY, 0),
+    ]
+    llm = client(scripted.url, api_key_env="TAMIS_TEST_KEY")
+    assert llm.generate([FRANCE], GenerationParams()) == [["hello"]]
+    times = [t for t, _, _ in scripted.requests]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.95  # Retry-After honoured
+    assert times[2] - times[1] < 0.5  # exponential backoff from 0.05 s otherwise
+    headers = scripted.requests[0][1]
+    assert headers["Authorization"] == "Bearer sk-secret-value"
+    body = scripted.requests[0][2]
+    assert body["model"] == "test-model" and body["messages"] == FRANCE
+    assert "sk-secret" not in llm.identity and "sk-secret" not in str(llm.spec)
+
+
+def test_gives_up_after_max_retries(scripted):
+    scripted.script = [(503, {}, {"error": {"message": "overloaded"}}, 0)] * 3
+    with pytest.raises(ModelError, match=r"3 attempt\(s\).*503.*overloaded"):
+        client(scripted.url, max_retries="2").generate([FRANCE], GenerationParams())
+
+
+def test_400_is_not_retried(scripted):
+    scripted.script = [(400, {}, {"error": {"message": "max_tokens is too large"}}, 0)]
+    with pytest.raises(ModelError, match="max_tokens is too large") as info:
+        client(scripted.url).generate([FRANCE], GenerationParams())
+    assert "/v1/chat/completions" in str(info.value)
+    assert len(scripted.requests) == 1
+
+
+def test_timeout_names_url(scripted):
+    scripted.script = [(200, {}, OK_BODY, 1.0)] * 2
+    with pytest.raises(ModelError, match=r"127\.0\.0\.1.*chat/completions.*no answer within 0.2 s"):
+        client(scripted.url, timeout="0.2", max_retries="1").generate([FRANCE], GenerationParams())
+
+
+def test_connection_refused(free=free_port):
+    with pytest.raises(ModelError, match="is the server running"):
+        client(f"http://127.0.0.1:{free()}/v1", max_retries="0").generate([FRANCE], GenerationParams())
+
+
+def test_tops_up_when_server_ignores_n(scripted):
+    one = lambda text: (200, {}, {"choices": [{"index": 0, "message": {"content": text}}]}, 0)  # noqa: E731
+    scripted.script = [one("a"), one("b"), one("c")]
+    out = client(scripted.url).generate([POEM], GenerationParams(n=3, temperature=1.0, seed=5))
+    assert out == [["a", "b", "c"]]
+    seeds = [body["seed"] for _, _, body in scripted.requests]
+    assert seeds[0] == 5 and len(set(seeds)) == 3
+    assert [body["n"] for _, _, body in scripted.requests] == [3, 2, 1]
+
+
+@pytest.mark.slow  # loads the SmolLM2 tokenizer from the GGUF (seconds)
+def test_missing_tokenizer_and_no_echo(scripted):
+    llm = client(scripted.url)
+    with pytest.raises(ModelError, match="tokenizer="):
+        llm.apply_chat_template(FRANCE)
+    # a server that answers /completions without prompt log-probabilities
+    scripted.script = [(200, {}, {"choices": [{"index": 0, "text": "x", "logprobs": None}]}, 0)]
+    with pytest.raises(LogprobsUnavailable, match="echo=true") as info:
+        client(scripted.url, tokenizer="smollm2").logprobs([FRANCE], ["Paris."])
+    assert "perplexity" in str(info.value)
+
+
+def test_unknown_option():
+    with pytest.raises(ModelError, match="unknown options"):
+        OpenAILLM(ModelSpec.parse("openai:m?base_url=http://x/v1&colour=red"))
+
+
+# -- a real llama-cpp-python server -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from tamis.models.bundled import smollm2_gguf_path
+
+    port = free_port()
+    # one thread: llama.cpp's worker threads spin at barriers, which collapses throughput (seconds per
+    # token) when the test machine's cores are busy with anything else; one thread is as fast here.
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--host", "127.0.0.1",
+           "--port", str(port), "--logits_all", "True", "--n_threads", "1", "--n_ctx", "2048"]
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = open(log_path, "wb")  # a file, not a pipe: llama.cpp's load log would fill a pipe and block
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("llama_cpp.server did not answer /v1/models within 60 s")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def remote(server):
+    llm = OpenAILLM(ModelSpec.parse(f"openai:smollm2?base_url={server}&tokenizer=smollm2&concurrency=2"))
+    yield llm
+    llm.close()
+
+
+@pytest.fixture(scope="module")
+def local():
+    from tamis.models.llamacpp import LlamaCppLLM
+
+    llm = LlamaCppLLM(ModelSpec.parse("llamacpp:smollm2?n_threads=1"))
+    yield llm
+    llm.close()
+
+
+@pytest.mark.slow
+def test_server_generate(remote, server):
+    assert remote.identity == f"openai:{server}|smollm2"
+    [[greedy, copy]] = remote.generate([FRANCE], GenerationParams(n=2, max_tokens=16))
+    assert "Paris" in greedy and copy == greedy
+    params = GenerationParams(n=3, temperature=1.0, max_tokens=12, seed=3)
+    out = remote.generate([POEM, FRANCE], params)
+    assert [len(x) for x in out] == [3, 3]
+    assert len(set(out[0])) > 1  # the server ignores n; top-up requests use other seeds
+    assert remote.generate([POEM], params)[0] == out[0]  # seeds make it reproducible
+    [[cut]] = remote.generate([FRANCE], GenerationParams(max_tokens=16, stop=(" France",)))
+    assert " France" not in cut and "capital of" in cut
+
+
+@pytest.mark.slow
+def test_server_chat_template(remote, local):
+    for gen in (True, False):
+        assert remote.apply_chat_template(FRANCE, gen) == local.apply_chat_template(FRANCE, gen)
+
+
+@pytest.mark.slow
+def test_server_echo_logprobs_agree_with_llamacpp(remote, local):
+    responses = ["The capital of France is Paris.", "The capital of France is Berlin.", "Paris, of course!\nIt is."]
+    prompts = [FRANCE] * 3
+    got = remote.logprobs(prompts, responses)
+    want = local.logprobs(prompts, responses)
+    assert got[0].mean > got[1].mean
+    for g, w in zip(got, want):
+        assert g.n_tokens == w.n_tokens
+        assert g.logprobs == pytest.approx(w.logprobs, abs=0.02)
+    assert got[0].tokens[:6] == ("The", " capital", " of", " France", " is", " Paris")
