@@ -226,3 +226,11 @@ def test_server_echo_logprobs_agree_with_llamacpp(remote, local):
         assert g.n_tokens == w.n_tokens
         assert g.logprobs == pytest.approx(w.logprobs, abs=0.02)
     assert got[0].tokens[:6] == ("The", " capital", " of", " France", " is", " Paris")
+
+
+@pytest.mark.slow
+def test_server_unconditional_first_token_is_null(remote):
+    # llama-cpp-python's server drops BOS from echo and nulls the first remaining logprob, which
+    # for a bare response is a response token: that must be reported, not silently dropped.
+    with pytest.raises(LogprobsUnavailable, match="null"):
+        remote.logprobs([[]], ["Paris is the capital of France."])

@@ -209,8 +209,8 @@ class LlamaCppLLM(LLM):
 
         The scored tokens are the response followed by the template's end-of-turn token
         (``<|im_end|>`` for SmolLM2), the same convention as the transformers backend. A prompt
-        with no messages scores the bare response text after BOS, with no template and no end
-        token (IFD's PPL(y))."""
+        with no messages scores the bare response text after BOS, with no template, followed by
+        EOS (IFD's PPL(y); again as the transformers backend)."""
         if len(prompts) != len(responses):
             raise ModelError(f"logprobs got {len(prompts)} prompts but {len(responses)} responses")
         out: list[ResponseLogprobs] = []
@@ -226,7 +226,8 @@ class LlamaCppLLM(LLM):
                     if bos < 0:
                         raise ModelError(f"{self.path} has no BOS token, so a response cannot be scored without a prompt")
                     ctx = [bos]
-                    full = [bos] + llm.tokenize(response.encode("utf-8"), add_bos=False, special=False)
+                    eos = [llm.token_eos()] if llm.token_eos() >= 0 else []
+                    full = [bos] + llm.tokenize(response.encode("utf-8"), add_bos=False, special=False) + eos
                 start = _common_prefix(ctx, full)
                 out.append(self._score(llm, full, max(1, start)))
         return out

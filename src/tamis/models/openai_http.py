@@ -214,7 +214,8 @@ class OpenAILLM(LLM):
     def logprobs(self, prompts: list[ChatMessages], responses: list[str]) -> list[ResponseLogprobs]:
         """Scores response + end-of-turn token (as the other backends) via ``/completions`` echo.
 
-        An empty prompt scores the bare response after the tokenizer's BOS text."""
+        An empty prompt scores the bare response + EOS after the tokenizer's BOS text (llama-cpp's
+        server nulls the first echoed logprob after BOS, so there it raises LogprobsUnavailable)."""
         if len(prompts) != len(responses):
             raise ModelError(f"logprobs got {len(prompts)} prompts but {len(responses)} responses")
         return self._map(lambda pair: self._logprobs_one(*pair), list(zip(prompts, responses)))
@@ -225,7 +226,7 @@ class OpenAILLM(LLM):
             full = self.apply_chat_template(list(messages) + [{"role": "assistant", "content": response}], False)
             prefix, end = split_response(self.apply_chat_template(messages, True), full, response, tok.eos_token or "")
         else:
-            prefix, end = tok.bos_token or "", ""
+            prefix, end = tok.bos_token or "", tok.eos_token or ""
         ids_prefix = tok(prefix, add_special_tokens=False).input_ids
         ids_full = tok(prefix + response + end, add_special_tokens=False).input_ids
         shared = 0
