@@ -1,3 +1,59 @@
-"""tamis: make fine-tuning data for language models better, and prove it."""
+"""tamis: make fine-tuning data for language models better, and prove it.
+
+The public API is this small namespace (heavy libraries load on first use)::
+
+    import tamis
+    data = tamis.read_dataset("train.jsonl", quarantine="rejected.jsonl")
+    ws = tamis.Workspace()                       # ./tamis-workspace: runs, models, call cache
+    llm = tamis.load_llm("transformers:smollm2", ws)
+    scores = tamis.response_likelihood(data.examples, llm)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    # data
+    "Example": "tamis.records",
+    "Message": "tamis.records",
+    "chat_example": "tamis.records",
+    "labelled_example": "tamis.records",
+    "read_dataset": "tamis.io",
+    "write_dataset": "tamis.io",
+    "inspect_dataset": "tamis.io",
+    "DataError": "tamis.io",
+    "FORMATS": "tamis.io",
+    # models
+    "load_llm": "tamis.models",
+    "load_embedder": "tamis.models",
+    "ModelSpec": "tamis.models",
+    "GenerationParams": "tamis.models",
+    "ModelError": "tamis.models",
+    "LogprobsUnavailable": "tamis.models",
+    # workspace
+    "Workspace": "tamis.store",
+    # measurements
+    "response_likelihood": "tamis.signals.likelihood",
+    "example_stats": "tamis.signals.stats",
+    "nearest_neighbours": "tamis.signals.neighbours",
+    # jobs
+    "ProfileConfig": "tamis.pipeline.profile",
+    "run_profile": "tamis.pipeline.profile",
+    "run_demo": "tamis.pipeline.demo",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tamis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

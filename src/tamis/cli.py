@@ -101,12 +101,29 @@ def inspect(
 def _print_report(report: dict[str, Any], summary: str) -> None:
     out.print(f"[bold]{report.get('source', '')}[/]  format: [cyan]{report.get('format')}[/]")
     out.print(summary)
-    table = Table("field", "value", show_header=False, box=None)
+    table = Table("measure", "", "value", show_header=False, box=None, pad_edge=False)
     for key, value in report.items():
-        if key in ("source", "format", "counts"):
+        if key in ("source", "format", "counts", "problems"):
             continue
-        table.add_row(key, json.dumps(value, ensure_ascii=False, default=str)[:300])
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            for sub, stats in value.items():
+                table.add_row(key, sub, _inline(stats))
+                key = ""
+        else:
+            table.add_row(key, "", _inline(value))
     out.print(table)
+    for kind, info in (report.get("problems") or {}).items():
+        out.print(f"[red]{kind}[/]: {info['count']} row(s)")
+        for line in info.get("examples", []):
+            out.print(f"  {line}", soft_wrap=True)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_inline(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value, ensure_ascii=False)[:200] if isinstance(value, list) else str(value)
 
 
 @app.command()

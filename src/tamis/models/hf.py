@@ -40,8 +40,18 @@ def converted_smollm2_dir(models_dir: Path) -> Path:
         return target
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    from tamis.progress import console
+
+    console.print(f"[dim]converting the bundled GGUF to safetensors once, into {target} (~20 s)[/]")
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = lambda items, **_: items  # its dequantisation bar; tamis says it once instead
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    finally:
+        gguf_utils.tqdm = bar
     # A model loaded from GGUF refuses save_pretrained: rebuild it from its config, then copy weights.
     config = AutoConfig.for_model(**loaded.config.to_dict())
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -146,11 +156,11 @@ class TransformersLLM(LLM):
             for row, seq in enumerate(seqs):
                 ids[row, : len(seq)] = torch.tensor(seq)
                 mask[row, : len(seq)] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            hidden = self._hidden_states(ids.to(self.device), mask.to(self.device))
             for row, i in enumerate(batch):
                 context, target = encoded[i]
                 lo = len(context)
-                step_logits = logits[row, lo - 1 : lo - 1 + len(target)].float()
+                step_logits = self._logits(hidden, row, lo - 1, lo - 1 + len(target)).float()
                 logp = torch.log_softmax(step_logits, dim=-1)
                 picked = logp.gather(1, torch.tensor(target, device=logp.device)[:, None])[:, 0]
                 results[i] = ResponseLogprobs(
@@ -158,6 +168,23 @@ class TransformersLLM(LLM):
                     logprobs=tuple(float(x) for x in picked.cpu()),
                 )
         return [r for r in results if r is not None]
+
+    def _split_head(self) -> bool:
+        """Whether the LM head can be applied to response positions only (it is ~20% of a small
+        model's compute and most of its memory at long prompts); not for models that post-process
+        logits (e.g. Gemma-2's soft-capping)."""
+        return (getattr(self.model.config, "final_logit_softcapping", None) is None
+                and self.model.get_output_embeddings() is not None)
+
+    def _hidden_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self._split_head():
+            return self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return self.model(input_ids=ids, attention_mask=mask).logits
+
+    def _logits(self, hidden: torch.Tensor, row: int, lo: int, hi: int) -> torch.Tensor:
+        if self._split_head():
+            return self.model.get_output_embeddings()(hidden[row, lo:hi])
+        return hidden[row, lo:hi]
 
     # -- generation -----------------------------------------------------------------------------
     @torch.inference_mode()
