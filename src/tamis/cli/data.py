@@ -1,0 +1,87 @@
+"""Data commands: inspect a data set, convert between formats and file types."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from tamis.cli.app import FormatOpt, WorkspaceOpt, workspace_from, app, friendly_errors, out
+
+
+@app.command()
+@friendly_errors
+def inspect(
+    data: Path = typer.Argument(..., help="JSONL/JSON/CSV/TSV/Parquet file or a Hugging Face datasets folder."),
+    format: Optional[str] = FormatOpt,
+    tokenizer: Optional[str] = typer.Option(
+        None, "--tokenizer", "-t", help="LLM spec whose tokenizer counts tokens, e.g. 'transformers:smollm2'."),
+    quarantine: Optional[Path] = typer.Option(None, help="Write rejected rows here (JSONL)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Detected format, counts, lengths, duplicates and problems of a data set."""
+    from tamis.io import read_dataset
+    from tamis.io.inspect import inspect_dataset
+
+    result = read_dataset(data, format=format, quarantine=quarantine)
+    tok = None
+    if tokenizer:
+        from tamis.models import load_llm
+
+        tok = load_llm(tokenizer, workspace_from(workspace), cache=False).tokenizer
+    report = inspect_dataset(result, tokenizer=tok)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+        return
+    _print_report(report, result.summary())
+
+
+def _print_report(report: dict[str, Any], summary: str) -> None:
+    out.print(f"[bold]{report.get('source', '')}[/]  format: [cyan]{report.get('format')}[/]")
+    out.print(summary)
+    table = Table("measure", "", "value", show_header=False, box=None, pad_edge=False)
+    for key, value in report.items():
+        if key in ("source", "format", "counts", "problems"):
+            continue
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            for sub, stats in value.items():
+                table.add_row(key, sub, _inline(stats))
+                key = ""
+        else:
+            table.add_row(key, "", _inline(value))
+    out.print(table)
+    for kind, info in (report.get("problems") or {}).items():
+        out.print(f"[red]{kind}[/]: {info['count']} row(s)")
+        for line in info.get("examples", []):
+            out.print(f"  {line}", soft_wrap=True)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_inline(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value, ensure_ascii=False)[:200] if isinstance(value, list) else str(value)
+
+
+@app.command()
+@friendly_errors
+def convert(
+    data: Path = typer.Argument(..., help="Input data set."),
+    output: Path = typer.Argument(..., help="Output path; its suffix picks the file type (a folder: HF datasets)."),
+    to: str = typer.Option("messages", "--to", help="Output format: messages, alpaca, sharegpt, "
+                                                    "prompt_completion, translation, labelled."),
+    format: Optional[str] = FormatOpt,
+    quarantine: Optional[Path] = typer.Option(None, help="Write rejected rows here (JSONL)."),
+) -> None:
+    """Convert a data set between formats and file types (messages is the canonical form)."""
+    from tamis.io import read_dataset, write_dataset
+
+    result = read_dataset(data, format=format, quarantine=quarantine)
+    path = write_dataset(result.examples, output, format=to)
+    out.print(f"{result.summary()}\nwrote {len(result.examples)} examples as {to} to {path}")

@@ -1,0 +1,62 @@
+"""Job commands: profile a data set, run the demo (the main job on embedded defaults)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from tamis.cli.app import FormatOpt, WorkspaceOpt, workspace_from, app, friendly_errors, out
+
+
+@app.command()
+@friendly_errors
+def profile(
+    data: Path = typer.Argument(..., help="Data set to profile."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/profile-NAME]."),
+    format: Optional[str] = FormatOpt,
+    model: str = typer.Option("transformers:smollm2", "--model", "-m", help="LLM spec for log-likelihoods."),
+    embedder: str = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec."),
+    likelihood: bool = typer.Option(True, help="Score each response's log-likelihood."),
+    embed: bool = typer.Option(True, help="Embed examples and find near-duplicates."),
+    limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Measure every example (lengths, log-likelihood, embedding neighbours); resumable."""
+    from tamis.pipeline.profile import ProfileConfig, run_profile
+
+    config = ProfileConfig(data=str(data), out=str(output) if output else None, format=format, model=model,
+                           embedder=embedder, likelihood=likelihood, embed=embed, limit=limit)
+    _print_profile(run_profile(config, workspace_from(workspace)))
+
+
+@app.command()
+@friendly_errors
+def demo(workspace: Optional[str] = WorkspaceOpt) -> None:
+    """The main job on embedded defaults: profile the bundled instruction set with the bundled models."""
+    from tamis.pipeline.demo import run_demo
+
+    _print_profile(run_demo(workspace_from(workspace)))
+
+
+def _print_profile(result: Any) -> None:
+    counts = result.counts
+    out.print(f"[bold]read[/] {counts.get('read')}  [bold green]kept[/] {counts.get('kept')}  "
+              f"[bold red]rejected[/] {counts.get('rejected')}  near-duplicates {counts.get('near_duplicates', 0)}")
+    for problem in result.problems[:10]:
+        out.print(f"  [red]rejected[/] {problem}", soft_wrap=True)
+    if len(result.problems) > 10:
+        out.print(f"  ... and {len(result.problems) - 10} more (see quarantine.jsonl)")
+    if result.flagged:
+        table = Table(title="Least likely responses (look here first)")
+        table.add_column("id", no_wrap=True, min_width=10)
+        table.add_column("loglik/tok", justify="right", no_wrap=True, min_width=10)
+        for name in ("prompt", "response", "note"):
+            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=36)
+        for f in result.flagged:
+            table.add_row(f["id"], f"{f['loglik_mean']:.2f}", " ".join(f["prompt"].split()),
+                          " ".join(f["response"].split()), str(f["meta"].get("flaw", "")))
+        out.print(table)
+    out.print(f"outputs in [bold]{result.out_dir}[/] (scored.jsonl, signals.parquet, summary.md, manifest.json)")
