@@ -1,0 +1,1 @@
+"""Decisions about examples: keep, filter, correct, select; each with a reason, never silent."""
