@@ -1,0 +1,1 @@
+"""Training: LoRA/full SFT of causal LMs (TRL + PEFT) and encoder classifiers."""
