@@ -234,3 +234,13 @@ def test_server_unconditional_first_token_is_null(remote):
     # for a bare response is a response token: that must be reported, not silently dropped.
     with pytest.raises(LogprobsUnavailable, match="null"):
         remote.logprobs([[]], ["Paris is the capital of France."])
+
+
+@pytest.mark.slow  # loads the SmolLM2 tokenizer (cached per process)
+def test_echo_rejected_is_logprobs_unavailable(scripted):
+    # OpenAI's own API answers 400 to echo with logprobs on chat models
+    scripted.script = [(400, {}, {"error": {"message": "echo is not supported"}}, 0)]
+    llm = client(scripted.url, tokenizer="smollm2")
+    with pytest.raises(LogprobsUnavailable, match="echo is not supported"):
+        llm.logprobs([[]], ["Paris."])
+    assert len(scripted.requests) == 1

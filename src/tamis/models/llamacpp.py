@@ -169,14 +169,14 @@ class LlamaCppLLM(LLM):
             llm = self.sampler
             for messages in prompts:
                 tokens = self._tokenize(llm, self.apply_chat_template(messages, True))
-                self._check_length(tokens, params.max_tokens)
+                self._check_length(tokens)
                 llm.reset()  # samples must not depend on the previous prompt in the batch
                 n_runs = 1 if params.temperature <= 0 else params.n
                 outs = [self._sample(llm, tokens, params, derive_seed(params.seed, i)) for i in range(n_runs)]
                 results.append(outs * params.n if n_runs == 1 else outs)
         return results
 
-    def _check_length(self, tokens: list[int], extra: int) -> None:
+    def _check_length(self, tokens: list[int]) -> None:
         if len(tokens) + 1 > self.n_ctx:
             raise ModelError(
                 f"prompt has {len(tokens)} tokens but the llama.cpp context holds {self.n_ctx}; "
@@ -234,7 +234,7 @@ class LlamaCppLLM(LLM):
 
     def _score(self, llm: Any, tokens: list[int], start: int) -> ResponseLogprobs:
         """Log-probabilities of ``tokens[start:]``, evaluating the whole sequence once."""
-        self._check_length(tokens, 0)
+        self._check_length(tokens)
         llm.reset()
         llm.eval(tokens)
         logits = np.asarray(llm.scores[start - 1 : len(tokens) - 1], dtype=np.float64)

@@ -59,6 +59,10 @@ def load_tokenizer(name: str) -> Any:
         raise ModelError(f"could not load tokenizer {name!r} (a local tokenizer folder or 'smollm2'): {err}") from err
 
 
+class RequestRejected(ModelError):
+    """The server refused the request with a 4xx other than 429; retrying cannot help."""
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     value = response.headers.get("retry-after")
@@ -146,7 +150,7 @@ class OpenAILLM(LLM):
                         raise ModelError(f"{url} answered {response.status_code} with non-JSON: {response.text[:200]!r}") from err
                 last = f"HTTP {response.status_code}: {_server_message(response)}"
                 if response.status_code != 429 and response.status_code < 500:
-                    raise ModelError(f"{url} rejected the request ({last})")
+                    raise RequestRejected(f"{url} rejected the request ({last})")
                 after = _retry_after(response)
                 if after is not None:
                     wait = min(after, self.max_retry_after)
@@ -239,10 +243,8 @@ class OpenAILLM(LLM):
                    "logprobs": 0, "max_tokens": 1, "temperature": 0.0}
         try:
             body = self.post("completions", payload)
-        except ModelError as err:
-            if "rejected" in str(err):
-                raise self._unavailable(f"it rejected an echo request ({err})") from err
-            raise
+        except RequestRejected as err:
+            raise self._unavailable(f"it rejected an echo request ({err})") from err
         choice = (body.get("choices") or [{}])[0]
         lp = choice.get("logprobs") or {}
         tokens, values = lp.get("tokens"), lp.get("token_logprobs")
