@@ -6,7 +6,6 @@ The bundled SmolLM2 GGUF is dequantised once and saved as safetensors in the wor
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -32,10 +31,13 @@ def _dtype(name: str | None, device: torch.device) -> torch.dtype:
         raise ModelError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from err
 
 
+CONVERSION_VERSION = "v2"  # bump when the conversion changes, so old folders are not reused
+
+
 def converted_smollm2_dir(models_dir: Path) -> Path:
     """Dequantise the bundled GGUF into safetensors once; later calls return the cached folder."""
     gguf = smollm2_gguf_path()
-    target = models_dir / f"smollm2-135m-instruct-{file_digest(str(gguf))}"
+    target = models_dir / f"smollm2-135m-instruct-{file_digest(str(gguf))}-{CONVERSION_VERSION}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -53,7 +55,10 @@ def converted_smollm2_dir(models_dir: Path) -> Path:
     finally:
         gguf_utils.tqdm = bar
     # A model loaded from GGUF refuses save_pretrained: rebuild it from its config, then copy weights.
-    config = AutoConfig.for_model(**loaded.config.to_dict())
+    # ... and drop the GGUF quantisation marker: the weights are plain floats now (and trainable).
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = AutoConfig.for_model(**config_dict)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
@@ -66,7 +71,7 @@ def converted_smollm2_dir(models_dir: Path) -> Path:
 
 
 class TransformersLLM(LLM):
-    """A causal LM via transformers. Options: dtype, batch_size, device, revision."""
+    """A causal LM via transformers. Options: dtype, batch_size, sample_rows, device, revision."""
 
     def __init__(self, spec: ModelSpec, workspace: Any = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -75,6 +80,8 @@ class TransformersLLM(LLM):
         self.device = torch.device(spec.options.get("device") or best_device())
         self.dtype = _dtype(spec.options.get("dtype"), self.device)
         self.batch_size = int(spec.options.get("batch_size", 8))
+        # sampled sequences decoded together (prompts per batch = sample_rows // n)
+        self.sample_rows = int(spec.options.get("sample_rows", 32))
         if is_smollm2(spec.model):
             models_dir = workspace.models_dir if workspace is not None else Path.home() / ".cache" / "tamis"
             path = str(converted_smollm2_dir(Path(models_dir)))
@@ -193,7 +200,7 @@ class TransformersLLM(LLM):
         if params.temperature <= 0:
             outs = self._greedy(texts, params)
             return [[o] * params.n for o in outs]
-        return [self._sample(text, params) for text in texts]
+        return self._sample(texts, params)
 
     def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -226,18 +233,14 @@ class TransformersLLM(LLM):
         finally:
             self.tokenizer.padding_side = "right"
 
-    def _sample(self, text: str, params: GenerationParams) -> list[str]:
-        # One seeded call per prompt: the samples depend only on (prompt, params), not on batching.
-        seed = int.from_bytes(hashlib.sha256(f"{params.seed}:{text}".encode()).digest()[:4], "little")
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            enc = self.tokenizer([text], return_tensors="pt", add_special_tokens=False).to(self.device)
-            gen = self.model.generate(
-                **enc, do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0,
-                num_return_sequences=params.n, **self._gen_kwargs(params),
-            )
-        finally:
-            torch.random.set_rng_state(generator_state)
-        width = enc["input_ids"].shape[1]
-        return [self._decode(row[width:], params) for row in gen]
+    def _sample(self, texts: list[str], params: GenerationParams) -> list[list[str]]:
+        """Seeded per prompt (see hf_sampling), so samples do not depend on the batch; the prompts of a
+        batch are decoded together, each prompt evaluated once for its ``n`` samples."""
+        from tamis.models.hf_sampling import sample_batch
+
+        per_batch = max(1, self.sample_rows // max(1, params.n))
+        outs: list[list[str]] = []
+        for start in range(0, len(texts), per_batch):
+            batch = sample_batch(self.model, self.tokenizer, texts[start : start + per_batch], params, self.device)
+            outs.extend([self._decode(ids, params) for ids in rows] for rows in batch)
+        return outs
