@@ -6,6 +6,7 @@ The bundled SmolLM2 GGUF is dequantised once and saved as safetensors in the wor
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -70,8 +71,22 @@ def converted_smollm2_dir(models_dir: Path) -> Path:
     return target
 
 
+def is_adapter_dir(path: str) -> bool:
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def adapter_base(adapter: str) -> str:
+    """The base model of a saved adapter: tamis's own record first, else PEFT's config."""
+    info = Path(adapter) / "tamis_training.json"
+    if info.is_file():
+        base = json.loads(info.read_text())["base_model"]
+        return ModelSpec.parse(base).model
+    return json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
 class TransformersLLM(LLM):
-    """A causal LM via transformers. Options: dtype, batch_size, sample_rows, device, revision."""
+    """A causal LM via transformers. Options: dtype, batch_size, sample_rows, device, revision, adapter (a PEFT adapter folder, merged at load;
+    a spec naming an adapter folder directly loads it on its recorded base model)."""
 
     def __init__(self, spec: ModelSpec, workspace: Any = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -82,10 +97,15 @@ class TransformersLLM(LLM):
         self.batch_size = int(spec.options.get("batch_size", 8))
         # sampled sequences decoded together (prompts per batch = sample_rows // n)
         self.sample_rows = int(spec.options.get("sample_rows", 32))
-        if is_smollm2(spec.model):
+        adapter = spec.options.get("adapter") or (spec.model if is_adapter_dir(spec.model) else None)
+        base = adapter_base(adapter) if adapter and not spec.options.get("adapter") else spec.model
+        if is_smollm2(base):
             models_dir = workspace.models_dir if workspace is not None else Path.home() / ".cache" / "tamis"
             path = str(converted_smollm2_dir(Path(models_dir)))
             self._source = f"smollm2-135m-instruct@{file_digest(str(smollm2_gguf_path()))}"
+        elif base != spec.model:
+            path = base
+            self._source = base
         else:
             path = spec.model
             self._source = spec.model
@@ -98,6 +118,13 @@ class TransformersLLM(LLM):
                 f"cannot load transformers model {spec.model!r}: {err}. Give a local folder or a Hugging Face id "
                 "available offline, or 'smollm2' for the bundled model."
             ) from err
+        if adapter:
+            from peft import PeftModel
+
+            # Merged once at load: generation and scoring then run at the base model's speed.
+            self.model = PeftModel.from_pretrained(self.model, adapter).merge_and_unload()
+            weights = sorted(Path(adapter).glob("adapter_model.*"))
+            self._source += f"+adapter@{file_digest(str(weights[0])) if weights else adapter}"
         self.model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -1,0 +1,178 @@
+"""Supervised fine-tuning of causal LMs with TRL's SFTTrainer, LoRA (PEFT) by default.
+
+Each example becomes a conversational prompt/completion pair: every turn before the final
+assistant turn is the prompt, the final assistant turn the completion, and the loss is taken on the
+completion only (TRL's completion-only loss; no chat-template generation markers needed). Packing
+is off. Checkpoints are written under the output folder and a rerun resumes from the latest one.
+The adapter (or full model) is saved with its training config and a fingerprint of the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tamis.manifest import Manifest
+from tamis.models.base import ModelError, ModelSpec
+from tamis.models.bundled import is_smollm2
+from tamis.records import Example
+from tamis.store import Workspace, atomic_write_text
+
+TRAINING_INFO = "tamis_training.json"
+
+
+@dataclass
+class SFTSettings:
+    model: str = "transformers:smollm2"
+    lora: bool = True
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float | None = None  # default: 2e-4 with LoRA, 2e-5 full fine-tuning
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 512
+    eval_fraction: float = 0.1
+    early_stopping_patience: int | None = None
+    eval_steps: int | None = None
+    save_steps: int | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SFTResult:
+    out_dir: Path
+    model_dir: Path
+    metrics: dict[str, float]
+    resumed_from: str | None
+
+
+def data_fingerprint(examples: list[Example]) -> str:
+    """A hash of the exact training conversations, saved beside the adapter."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps(ex.to_dict()["messages"] if ex.kind == "chat" else ex.to_dict(), sort_keys=True,
+                            ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_model_path(spec: str | ModelSpec, workspace: Workspace) -> str:
+    """A local folder (or Hub id) transformers can load: the bundled model is converted once."""
+    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+    if spec.backend != "transformers":
+        raise ModelError(f"training needs a transformers model spec, got {spec}")
+    if is_smollm2(spec.model):
+        from tamis.models.hf import converted_smollm2_dir
+
+        return str(converted_smollm2_dir(workspace.models_dir))
+    return spec.model
+
+
+def to_prompt_completion(examples: list[Example]) -> list[dict[str, Any]]:
+    rows = []
+    for ex in examples:
+        if ex.kind != "chat" or ex.response is None:
+            raise ModelError(f"example {ex.id}: SFT needs chat examples ending with an assistant turn")
+        rows.append({"prompt": ex.prompt_messages, "completion": [{"role": "assistant", "content": ex.response}]})
+    return rows
+
+
+def _latest_checkpoint(out_dir: Path) -> str | None:
+    checkpoints = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Path, workspace: Workspace) -> SFTResult:
+    """Fine-tune ``settings.model`` on ``examples``; returns where the adapter/model was saved."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
+    from trl import SFTConfig, SFTTrainer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest("train sft", asdict(settings) | {"out": str(out_dir), "n_examples": len(examples)})
+    cuda = torch.cuda.is_available()
+    model_path = resolve_model_path(settings.model, workspace)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
+
+    rows = to_prompt_completion(examples)
+    n_eval = int(round(len(rows) * settings.eval_fraction)) if len(rows) >= 10 else 0
+    data = Dataset.from_list(rows).shuffle(seed=settings.seed)
+    train_data = data.select(range(n_eval, len(rows)))
+    eval_data = data.select(range(n_eval)) if n_eval else None
+    steps_per_epoch = max(1, math.ceil(len(train_data) / (settings.batch_size * settings.grad_accum)))
+    eval_steps = settings.eval_steps or max(1, steps_per_epoch // 2)
+    lr = settings.learning_rate or (2e-4 if settings.lora else 2e-5)
+    args = SFTConfig(
+        output_dir=str(out_dir),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=lr,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        max_length=settings.max_length,
+        packing=False,
+        completion_only_loss=True,
+        bf16=cuda,
+        use_cpu=not cuda,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=max(1, steps_per_epoch // 4),
+        eval_strategy="steps" if eval_data is not None else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps or eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=bool(eval_data is not None and settings.early_stopping_patience),
+        metric_for_best_model="eval_loss",
+        report_to=[],
+        disable_tqdm=not os.isatty(2),
+        dataloader_num_workers=0,
+        **settings.extra,
+    )
+    peft_config = None
+    if settings.lora:
+        peft_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                                 target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    callbacks = []
+    if eval_data is not None and settings.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    resume = _latest_checkpoint(out_dir)
+    with manifest.stage("train"):
+        result = trainer.train(resume_from_checkpoint=resume)
+    metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    if eval_data is not None:
+        with manifest.stage("evaluate"):
+            metrics |= {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+
+    model_dir = out_dir / ("adapter" if settings.lora else "model")
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    info = {"base_model": settings.model, "base_model_path": model_path, "lora": settings.lora,
+            "settings": asdict(settings), "data_fingerprint": data_fingerprint(examples),
+            "n_train": len(train_data), "n_eval": n_eval, "metrics": metrics}
+    atomic_write_text(model_dir / TRAINING_INFO, json.dumps(info, indent=2, default=str))
+    manifest.count(train=len(train_data), eval=n_eval)
+    manifest.data["metrics"] = metrics
+    manifest.data["resumed_from"] = resume
+    manifest.output("model", model_dir)
+    manifest.write(out_dir / "manifest.json")
+    return SFTResult(out_dir=out_dir, model_dir=model_dir, metrics=metrics, resumed_from=resume)
