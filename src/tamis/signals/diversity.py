@@ -1,0 +1,130 @@
+"""Diversity of a set of texts on embeddings: Remote Clique and Chamfer, exact and fast at scale.
+
+With cosine distance d(i, j) = 1 - cos(e_i, e_j) and j != i (Li et al. 2023; a peer package keeps
+the zero self-distance and is biased by (N-1)/N):
+
+- Remote Clique of item i = mean_{j != i} d(i, j). For unit vectors this is
+  1 - (e_i . S - 1) / (N - 1) with S = sum_j e_j, so the whole set costs O(N d), not O(N^2 d).
+- Chamfer of item i = min_{j != i} d(i, j) = 1 - (largest similarity to another item): exact, by
+  blocked matrix products (memory block x N) or a FAISS exact inner-product index searched with k=2.
+
+Each item's own value is its contribution to the set's score (the score is their mean): the items
+with the smallest Chamfer values are the redundant ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+ChamferMethod = Literal["auto", "blocked", "faiss"]
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to unit length (zero rows stay zero) so dot products are cosines."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D array of embeddings, got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1, norms)
+
+
+def remote_clique_contributions(vectors: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """Each item's mean cosine distance to every other item; O(N d) via the sum of unit vectors."""
+    x = unit_rows(vectors) if normalise else np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(x)
+    if n < 2:
+        return np.full(n, np.nan)
+    total = x.sum(axis=0, dtype=np.float64)
+    self_sim = np.einsum("ij,ij->i", x, x, dtype=np.float64)  # 1 for unit rows, 0 for zero rows
+    mean_sim_others = (x.astype(np.float64, copy=False) @ total - self_sim) / (n - 1)
+    return 1.0 - mean_sim_others
+
+
+def _nearest_blocked(x: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    n = len(x)
+    index = np.empty(n, dtype=np.int64)
+    sims = np.empty(n, dtype=np.float32)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        s = x[start:stop] @ x.T
+        rows = np.arange(stop - start)
+        s[rows, rows + start] = -np.inf  # j != i
+        index[start:stop] = s.argmax(axis=1)
+        sims[start:stop] = s[rows, index[start:stop]]
+    return index, sims
+
+
+def _nearest_faiss(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    index = faiss.IndexFlatIP(x.shape[1])  # exact inner product = cosine on unit rows
+    index.add(x)
+    sims, ids = index.search(x, 2)
+    # The best hit is normally the item itself; with exact duplicates it may be the twin instead.
+    own = ids[:, 0] == np.arange(len(x))
+    nearest = np.where(own, ids[:, 1], ids[:, 0])
+    best = np.where(own, sims[:, 1], sims[:, 0])
+    return nearest.astype(np.int64), best.astype(np.float32)
+
+
+def nearest_other(vectors: np.ndarray, method: ChamferMethod = "auto", block: int = 2048,
+                  normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(index, cosine similarity) of each item's most similar other item, exactly."""
+    x = unit_rows(vectors) if normalise else np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(x) < 2:
+        return np.full(len(x), -1, dtype=np.int64), np.full(len(x), np.nan, dtype=np.float32)
+    if method == "auto":
+        method = "faiss" if len(x) > 20_000 else "blocked"
+    if method == "faiss":
+        return _nearest_faiss(x)
+    if method == "blocked":
+        return _nearest_blocked(x, block)
+    raise ValueError(f"unknown Chamfer method {method!r}; use auto, blocked or faiss")
+
+
+def chamfer_contributions(vectors: np.ndarray, method: ChamferMethod = "auto", block: int = 2048) -> np.ndarray:
+    """Each item's cosine distance to its nearest other item."""
+    _, sims = nearest_other(vectors, method=method, block=block)
+    return 1.0 - sims.astype(np.float64)
+
+
+@dataclass
+class Diversity:
+    """Set-level scores (higher = more diverse) and each item's contribution."""
+
+    n: int
+    remote_clique: float
+    chamfer: float
+    rc_items: np.ndarray
+    chamfer_items: np.ndarray
+    nearest: np.ndarray
+
+    def summary(self) -> dict[str, Any]:
+        return {"n": self.n, "remote_clique": self.remote_clique, "chamfer": self.chamfer}
+
+
+def diversity(vectors: np.ndarray, method: ChamferMethod = "auto") -> Diversity:
+    """Remote Clique and Chamfer of a set of embeddings (cosine distance, j != i)."""
+    rc = remote_clique_contributions(vectors)
+    nearest, sims = nearest_other(vectors, method=method)
+    ch = 1.0 - sims.astype(np.float64)
+    mean = (lambda a: float(np.mean(a)) if len(a) > 1 else float("nan"))
+    return Diversity(len(rc), mean(rc), mean(ch), rc, ch, nearest)
+
+
+def diversity_rows(ids: Sequence[str], result: Diversity) -> list[dict[str, Any]]:
+    """One row per item, keyed by example id: its contributions and its nearest other item."""
+    return [
+        {"id": ids[i], "remote_clique": float(result.rc_items[i]), "chamfer": float(result.chamfer_items[i]),
+         "nearest_id": ids[int(result.nearest[i])] if result.nearest[i] >= 0 else None}
+        for i in range(result.n)
+    ]
+
+
+def text_diversity(texts: Sequence[str], embedder: Any) -> Diversity:
+    """Diversity of texts on an embedder's vectors (the bundled MiniLM by default in the CLI)."""
+    return diversity(embedder.embed(list(texts)))
