@@ -123,11 +123,10 @@ def generate_labelled(task: TaskConfig, llm: LLM, config: LabelledGenerationConf
                 candidates.append((ex.id, parsed.text))
                 meta.append(ex)
             for ex, (reason, scores) in zip(meta, near.check_batch(candidates)):
-                if reason is None:
-                    if len(accepted[str(ex.label)]) < config.n_per_label:
-                        ex.meta["provenance"]["near_copy_scores"] = scores
-                        accepted[str(ex.label)].append(ex)
-                        advance(1)
+                if reason is None:  # rounds never ask for more than a label still needs
+                    ex.meta["provenance"]["near_copy_scores"] = scores
+                    accepted[str(ex.label)].append(ex)
+                    advance(1)
                     continue
                 rejected.append(Decision(ex.id, "reject", reason, scores | {"label": ex.label, "text": ex.text,
                                          "provenance": ex.meta["provenance"]}, "generate"))

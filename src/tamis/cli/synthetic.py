@@ -1,0 +1,272 @@
+"""Synthetic data commands: ``tamis generate ...``, ``tamis score diversity|agreement``,
+``tamis experiment synthetic``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from tamis.cli.app import FormatOpt, WorkspaceOpt, app, experiment_app, friendly_errors, out, score_app, workspace_from
+
+generate_app = typer.Typer(help="Generate synthetic data: labelled texts, instructions, dialogues.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
+
+ModelOpt = typer.Option("llamacpp:smollm2", "--model", "-m", help="Generator LLM spec.")
+EmbedderOpt = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec.")
+
+
+def _write_generation(result, out_path: Path, manifest) -> None:
+    from tamis.curate.decisions import write_decisions
+    from tamis.io import write_dataset
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_dataset(result.examples, out_path)
+    rejected = out_path.with_name(out_path.stem + ".rejected.jsonl")
+    write_decisions(result.rejected, rejected)
+    manifest.count(**{k: v for k, v in result.counts.items()})
+    manifest.output("data", out_path)
+    manifest.output("rejected", rejected)
+    manifest.write(out_path.with_name(out_path.stem + ".manifest.json"))
+    out.print(result.summary())
+    out.print(f"wrote [bold]{out_path}[/] ({len(result.examples)} rows), rejections with reasons in {rejected}")
+
+
+def _topics(topics: list[str], topics_file: Optional[Path]) -> list[str]:
+    from tamis.io import DataError
+
+    found = list(topics)
+    if topics_file:
+        found += [line.strip() for line in topics_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not found:
+        raise DataError("no seed topics: pass --topic (repeatable) or --topics FILE (one topic per line)")
+    return found
+
+
+@generate_app.command("tasks")
+def tasks() -> None:
+    """List the bundled task configurations."""
+    from tamis.generate import bundled_tasks, load_task
+
+    for name in bundled_tasks():
+        task = load_task(name)
+        out.print(f"[bold]{name}[/]: {task.text_kind}; labels {', '.join(task.labels)}")
+
+
+@generate_app.command("labelled")
+@friendly_errors
+def labelled(
+    task: str = typer.Option(..., "--task", "-t", help="Bundled task name or a task YAML file."),
+    mode: str = typer.Option("zero-shot", help="zero-shot or few-shot."),
+    n_per_label: int = typer.Option(20, help="Texts to keep per label."),
+    examples: Optional[Path] = typer.Option(None, help="Real labelled data: few-shot examples and near-copy references."),
+    format: Optional[str] = FormatOpt,
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output JSONL [default: workspace run folder]."),
+    model: str = ModelOpt,
+    embedder: str = EmbedderOpt,
+    temperature: float = typer.Option(1.0),
+    seed: int = typer.Option(0),
+    embedding_threshold: Optional[float] = typer.Option(0.95, help="Reject at this cosine similarity (omit test: -1)."),
+    rouge_threshold: Optional[float] = typer.Option(0.7, help="Reject at this ROUGE-L F1 (omit test: -1)."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Generate labelled texts zero- or few-shot; near-copies and unusable replies are rejected and counted."""
+    from tamis.generate import LabelledGenerationConfig, NearCopyConfig, generate_labelled, load_task
+    from tamis.io import read_dataset
+    from tamis.manifest import Manifest
+    from tamis.models import load_embedder, load_llm
+
+    ws = workspace_from(workspace)
+    cfg = load_task(task)
+    pool = read_dataset(examples, format=format, columns=cfg.data.columns or None).examples if examples else []
+    for ex in pool:
+        ex.label = cfg.data.label_map.get(str(ex.label), str(ex.label))
+    near = NearCopyConfig(embedding_threshold=None if embedding_threshold is not None and embedding_threshold < 0
+                          else embedding_threshold,
+                          rouge_threshold=None if rouge_threshold is not None and rouge_threshold < 0 else rouge_threshold)
+    gen = LabelledGenerationConfig(n_per_label=n_per_label, mode=mode, temperature=temperature, seed=seed,  # type: ignore[arg-type]
+                                   near_copy=near)
+    out_path = output or ws.run_dir(f"generate-{cfg.name}-{mode}") / "generated.jsonl"
+    manifest = Manifest("generate labelled", {"task": cfg.to_dict(), "generation": asdict(gen), "model": model,
+                                              "embedder": embedder, "examples": str(examples) if examples else None})
+    llm = load_llm(model, ws)
+    emb = load_embedder(embedder, ws) if near.embedding_threshold is not None else None
+    manifest.model("generator", llm.identity)
+    if emb is not None:
+        manifest.model("embedder", emb.identity)
+    with manifest.stage("generate"):
+        result = generate_labelled(cfg, llm, gen, pool=pool, embedder=emb)
+    _write_generation(result, out_path, manifest)
+
+
+@generate_app.command("instructions")
+@friendly_errors
+def instructions(
+    topic: list[str] = typer.Option([], "--topic", help="A seed topic (repeatable)."),
+    topics: Optional[Path] = typer.Option(None, "--topics", help="File with one seed topic per line."),
+    n_per_topic: int = typer.Option(2),
+    output: Optional[Path] = typer.Option(None, "--out", "-o"),
+    model: str = ModelOpt,
+    seed: int = typer.Option(0),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Instruction-response pairs (chat rows) from seed topics."""
+    from tamis.generate import generate_instructions
+    from tamis.manifest import Manifest
+    from tamis.models import load_llm
+
+    ws = workspace_from(workspace)
+    found = _topics(topic, topics)
+    manifest = Manifest("generate instructions", {"topics": found, "n_per_topic": n_per_topic, "model": model, "seed": seed})
+    llm = load_llm(model, ws)
+    manifest.model("generator", llm.identity)
+    result = generate_instructions(found, llm, n_per_topic=n_per_topic, seed=seed)
+    _write_generation(result, output or ws.run_dir("generate-instructions") / "generated.jsonl", manifest)
+
+
+@generate_app.command("dialogues")
+@friendly_errors
+def dialogues(
+    topic: list[str] = typer.Option([], "--topic", help="A seed topic (repeatable)."),
+    topics: Optional[Path] = typer.Option(None, "--topics", help="File with one seed topic per line."),
+    n_per_topic: int = typer.Option(1),
+    turns: int = typer.Option(2, help="(user, assistant) exchanges per dialogue."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o"),
+    model: str = ModelOpt,
+    seed: int = typer.Option(0),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Multi-turn dialogues (chat rows) from seed topics, for post-editing."""
+    from tamis.generate import generate_dialogues
+    from tamis.manifest import Manifest
+    from tamis.models import load_llm
+
+    ws = workspace_from(workspace)
+    found = _topics(topic, topics)
+    manifest = Manifest("generate dialogues", {"topics": found, "n_per_topic": n_per_topic, "turns": turns,
+                                               "model": model, "seed": seed})
+    llm = load_llm(model, ws)
+    manifest.model("generator", llm.identity)
+    result = generate_dialogues(found, llm, n_per_topic=n_per_topic, n_turns=turns, seed=seed)
+    _write_generation(result, output or ws.run_dir("generate-dialogues") / "generated.jsonl", manifest)
+
+
+@score_app.command("diversity")
+@friendly_errors
+def score_diversity(
+    data: Path = typer.Argument(..., help="Data set (labelled texts or chat rows)."),
+    format: Optional[str] = FormatOpt,
+    embedder: str = EmbedderOpt,
+    by_label: bool = typer.Option(False, help="Also score each label's texts separately."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Per-item rows (JSONL) [default: beside run]."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Remote Clique and Chamfer diversity (cosine, j != i) and each item's contribution."""
+    from tamis.io import read_dataset
+    from tamis.manifest import Manifest
+    from tamis.models import load_embedder
+    from tamis.pipeline.profile import embedding_text
+    from tamis.signals.diversity import diversity, diversity_rows
+    from tamis.store import atomic_write_text
+
+    ws = workspace_from(workspace)
+    examples = read_dataset(data, format=format).examples
+    manifest = Manifest("score diversity", {"data": str(data), "embedder": embedder, "by_label": by_label})
+    emb = load_embedder(embedder, ws)
+    manifest.model("embedder", emb.identity)
+    vectors = emb.embed([embedding_text(ex) for ex in examples])
+    groups = {"all": list(range(len(examples)))}
+    if by_label:
+        for i, ex in enumerate(examples):
+            groups.setdefault(f"label={ex.label}", []).append(i)
+    table = Table(title=f"Diversity of {data.name}")
+    for col in ("set", "n", "Remote Clique", "Chamfer"):
+        table.add_column(col, justify="right")
+    summaries, rows = {}, []
+    for name, idx in groups.items():
+        d = diversity(vectors[idx])
+        summaries[name] = d.summary()
+        table.add_row(name, str(d.n), f"{d.remote_clique:.4f}", f"{d.chamfer:.4f}")
+        if name == "all":
+            rows = diversity_rows([examples[i].id for i in idx], d)
+    out.print(table)
+    path = output or ws.run_dir(f"diversity-{data.stem}") / "diversity.jsonl"
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    manifest.data["scores"] = summaries
+    manifest.output("items", path)
+    manifest.write(Path(path).with_name(Path(path).stem + ".manifest.json"))
+    lowest = sorted(rows, key=lambda r: r["chamfer"])[:5]
+    out.print("most redundant (smallest Chamfer): " + ", ".join(f"{r['id']}~{r['nearest_id']}" for r in lowest))
+    out.print(f"per-item rows in [bold]{path}[/]")
+
+
+@score_app.command("agreement")
+@friendly_errors
+def score_agreement(
+    ratings: Path = typer.Argument(..., help="Long-format ratings: TSV/CSV with item, annotator, label (or JSONL)."),
+    level: str = typer.Option("nominal", help="nominal, ordinal, interval or ratio."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Per-item agreement rows (JSONL)."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Instance agreement a_i, Krippendorff's alpha and a subjectivity summary."""
+    from tamis.manifest import Manifest
+    from tamis.signals.agreement import instance_agreement, read_ratings, subjectivity_summary
+    from tamis.store import atomic_write_text
+
+    ws = workspace_from(workspace)
+    rows = read_ratings(ratings)
+    manifest = Manifest("score agreement", {"ratings": str(ratings), "level": level})
+    summary = subjectivity_summary(rows, level)  # type: ignore[arg-type]
+    for key, value in summary.items():
+        if key != "labels":
+            out.print(f"[bold]{key}[/]: {value:.4f}" if isinstance(value, float) else f"[bold]{key}[/]: {value}")
+    path = output or ws.run_dir(f"agreement-{ratings.stem}") / "agreement.jsonl"
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in instance_agreement(rows).values()))
+    manifest.data["summary"] = summary
+    manifest.output("items", path)
+    manifest.write(Path(path).with_name(Path(path).stem + ".manifest.json"))
+    out.print(f"per-item rows in [bold]{path}[/]")
+
+
+@experiment_app.command("synthetic")
+@friendly_errors
+def experiment_synthetic(
+    task: str = typer.Option("sms_spam", "--task", "-t", help="Bundled task name or task YAML."),
+    data: Optional[Path] = typer.Option(None, help="Labelled data [default: the task's file under --data-root]."),
+    data_root: Optional[Path] = typer.Option(None, envvar="TAMIS_DATA_ROOT", help="Folder of real data sets [default: ../shared/data]."),
+    n_per_label: int = typer.Option(40, help="Training texts per label in every set."),
+    test_size: int = typer.Option(400, help="Real test texts (stratified sample)."),
+    seeds: str = typer.Option("0,1,2", help="Classifier seeds, comma-separated."),
+    generator: str = ModelOpt,
+    embedder: str = EmbedderOpt,
+    classifier: str = typer.Option("minilm", help="Encoder: 'minilm' (bundled) or any Hugging Face encoder path/id."),
+    epochs: float = typer.Option(5.0),
+    max_steps: Optional[int] = typer.Option(None, help="Cap classifier steps (quick runs)."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/synthetic-TASK]."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Real vs zero-shot vs few-shot training data: macro-F1/accuracy, diversity, agreement curves."""
+    from tamis.pipeline.synthetic import SyntheticStudyConfig, run_synthetic_study
+    from tamis.train.classifier import ClassifierConfig
+
+    config = SyntheticStudyConfig(
+        task=task, data=str(data) if data else None, data_root=str(data_root) if data_root else None,
+        out=str(output) if output else None, n_per_label=n_per_label, test_size=test_size,
+        seeds=tuple(int(s) for s in seeds.split(",") if s.strip()), generator=generator, embedder=embedder,
+        classifier=ClassifierConfig(model=classifier, epochs=epochs, max_steps=max_steps, max_length=64))
+    result = run_synthetic_study(config, workspace_from(workspace))
+    table = Table(title=f"{task}: macro-F1 / accuracy over {len(config.seeds)} seed(s)")
+    for col in ("set", "n", "macro-F1", "accuracy", "Remote Clique", "Chamfer"):
+        table.add_column(col, justify="right")
+    for r in result.table:
+        table.add_row(r["set"], str(r["n_train"]), f"{r['macro_f1']:.3f} ± {r['macro_f1_sd']:.3f}",
+                      f"{r['accuracy']:.3f} ± {r['accuracy_sd']:.3f}", f"{r['remote_clique']:.3f}", f"{r['chamfer']:.3f}")
+    out.print(table)
+    if result.agreement:
+        for name, e in result.agreement["sets"].items():
+            out.print(f"accuracy vs agreement ({name}): R^2 {e['r2']:.3f}, Spearman rho {e['spearman_rho']:.3f}")
+    out.print(f"outputs in [bold]{result.out_dir}[/] (report.html, table.md, *.png, manifest.json)")
