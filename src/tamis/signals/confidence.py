@@ -1,0 +1,266 @@
+"""BSDetector confidence that a (prompt, target response) pair is right, from the model itself.
+
+C = β·O + (1−β)·S (Chen & Mueller, ACL 2024), defaults α = 0.8, β = 0.7:
+
+- Observed consistency O: k answers sampled at temperature 1 with a prompt asking for a
+  step-by-step explanation then the answer in a fixed template; each sample's answer is compared with
+  the target: o_i = α·s_i + (1−α)·r_i, O = mean_i o_i. r_i is exact match after normalisation.
+  s_i is semantic similarity: NLI non-contradiction averaged over both orders when an NLI model is
+  configured (any Hugging Face sequence-classification NLI model with a "contradiction" label);
+  otherwise the documented fallback: cosine of the bundled MiniLM embeddings (clipped at 0), or
+  token F1 (the paper's word-overlap variant was within 0.06 AUROC of NLI on short answers).
+  Both fallbacks are always recorded (``s_embed``, ``s_f1``) so they can be compared.
+- Self-reflection S: two multiple-choice follow-ups about the target (correct / incorrect / not sure,
+  then "are you really sure?") scored A=1, B=0, C=0.5. With log-probabilities (``reflection="auto"``
+  or ``"logprobs"``) each question's score is the expectation under the model's next-token
+  probabilities of the letters (renormalised over A/B/C): no generation, no parsing. Otherwise the
+  answer is generated and the letter parsed; unparseable answers are counted, never scored: S is the
+  mean of the parsed questions, and when none parsed C falls back to O with ``reflection_missing``.
+
+Every sample and reflection is a cached model call, batched across all examples.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnavailable
+from tamis.records import Example
+from tamis.signals.choices import choice_logprobs
+
+SAMPLE_PROMPT = (
+    "{question}\n\nAnswer the request above. Think step by step, then give your final answer. "
+    "Use exactly this template:\nexplanation: [step-by-step analysis]\nanswer: [your answer]"
+)
+REFLECTION_PROMPTS = (
+    "Request: {question}\nProposed answer: {answer}\n\nIs the proposed answer:\n(A) Correct\n(B) Incorrect\n"
+    "(C) I am not sure.\n{instruction}",
+    "Request: {question}\nProposed answer: {answer}\n\nAre you really sure the proposed answer is correct? "
+    "Choose again:\n(A) Correct\n(B) Incorrect\n(C) I am not sure.\n{instruction}",
+)
+LETTER_INSTRUCTION = "Reply with one letter: A, B or C."
+TEXT_INSTRUCTION = ("The output should strictly use the following template: explanation: [insert analysis], "
+                    "answer: [choose one letter from among choices A through C]")
+LETTER_SCORES = {"A": 1.0, "B": 0.0, "C": 0.5}
+
+
+@dataclass
+class ConfidenceConfig:
+    k: int = 5
+    temperature: float = 1.0
+    max_tokens: int = 96
+    alpha: float = 0.8
+    beta: float = 0.7
+    similarity: str = "embedding"  # embedding | token_f1 | nli
+    embedder: str = "sentence-transformers:minilm"
+    nli_model: str | None = None
+    reflection: str = "auto"  # auto | logprobs | text
+    seed: int = 0
+    max_prompt_chars: int = 4000
+    max_response_chars: int = 2000
+    sample_prompt: str = SAMPLE_PROMPT
+    reflection_prompts: tuple[str, str] = REFLECTION_PROMPTS
+
+    def __post_init__(self) -> None:
+        if self.similarity not in ("embedding", "token_f1", "nli"):
+            raise ValueError(f"similarity must be embedding, token_f1 or nli, not {self.similarity!r}")
+        if self.similarity == "nli" and not self.nli_model:
+            raise ValueError("similarity 'nli' needs nli_model (a Hugging Face NLI model id or folder)")
+        if self.reflection not in ("auto", "logprobs", "text"):
+            raise ValueError(f"reflection must be auto, logprobs or text, not {self.reflection!r}")
+        if not (0 <= self.alpha <= 1 and 0 <= self.beta <= 1) or self.k < 1:
+            raise ValueError("alpha and beta must lie in [0, 1] and k must be at least 1")
+
+
+@dataclass
+class ConfidenceReport:
+    rows: list[dict[str, Any]]
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# -- text helpers --------------------------------------------------------------------------------
+def normalise_answer(text: str) -> str:
+    """SQuAD-style: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(a: str, b: str) -> float:
+    ta, tb = normalise_answer(a).split(), normalise_answer(b).split()
+    if not ta or not tb:
+        return float(ta == tb)
+    common = sum((Counter(ta) & Counter(tb)).values())
+    if common == 0:
+        return 0.0
+    p, r = common / len(ta), common / len(tb)
+    return 2 * p * r / (p + r)
+
+
+_ANSWER = re.compile(r"answer\s*[:：]\s*", re.IGNORECASE)
+
+
+def extract_answer(sample: str) -> str:
+    """The text after the last 'answer:' in a sample; the whole sample (minus a leading
+    'explanation:') when the model ignored the template."""
+    parts = _ANSWER.split(sample)
+    if len(parts) > 1 and parts[-1].strip():
+        return parts[-1].strip()
+    return re.sub(r"^\s*explanation\s*[:：]\s*", "", sample, flags=re.IGNORECASE).strip()
+
+
+_LETTER = [re.compile(p, re.IGNORECASE) for p in (r"answer\s*[:：]?\s*\(?([ABC])\b", r"\(([ABC])\)", r"^\s*([ABC])\b")]
+
+
+def parse_letter(text: str) -> str | None:
+    for pattern in _LETTER:
+        found = pattern.findall(text)
+        if found:
+            return found[-1].upper()
+    return None
+
+
+def clip(text: str, limit: int) -> tuple[str, bool]:
+    return (text, False) if len(text) <= limit else (text[:limit] + " …", True)
+
+
+# -- the signal ----------------------------------------------------------------------------------
+def _question(ex: Example, cfg: ConfidenceConfig) -> tuple[str, list[str]]:
+    notes = []
+    turns = [m for m in ex.prompt_messages if m["role"] != "system"]
+    question = "\n\n".join(m["content"] for m in turns) if len(turns) > 1 else (turns[0]["content"] if turns else "")
+    question, cut = clip(question, cfg.max_prompt_chars)
+    if cut:
+        notes.append(f"prompt truncated to {cfg.max_prompt_chars} characters")
+    return question, notes
+
+
+def scorable(ex: Example) -> str | None:
+    """Why an example cannot be scored, or None."""
+    if ex.kind != "chat":
+        return "not a chat example (no prompt/response pair)"
+    if ex.response is None:
+        return "no assistant response to score"
+    if not ex.prompt_messages:
+        return "no prompt before the response"
+    return None
+
+
+def bsdetector_confidence(examples: list[Example], llm: LLM, cfg: ConfidenceConfig | None = None,
+                          embedder: Any = None, nli: Any = None) -> ConfidenceReport:
+    """Confidence rows (one per example, unscorable ones with confidence None and a note)."""
+    cfg = cfg or ConfidenceConfig()
+    rows: list[dict[str, Any]] = []
+    items: list[tuple[dict[str, Any], str, str]] = []  # (row, question, target)
+    for ex in examples:
+        row: dict[str, Any] = {"id": ex.id, "confidence": None, "notes": []}
+        rows.append(row)
+        why = scorable(ex)
+        if why:
+            row["notes"].append(why)
+            continue
+        question, notes = _question(ex, cfg)
+        target, cut = clip((ex.response or "").strip(), cfg.max_response_chars)
+        if cut:
+            notes.append(f"response truncated to {cfg.max_response_chars} characters")
+        if not target:
+            notes.append("empty response")
+        row["notes"].extend(notes)
+        items.append((row, question, target))
+
+    counts: Counter[str] = Counter(scored=len(items), unscorable=len(rows) - len(items))
+    samples = _observed_consistency(items, llm, cfg, embedder, nli)
+    mode = _self_reflection(items, llm, cfg, counts)
+    counts[f"reflection_{mode}"] = len(items)
+    for row, _, _ in items:
+        o, s = row["observed_consistency"], row["self_reflection"]
+        if s is None:
+            row["reflection_missing"] = True
+            row["confidence"] = o
+        else:
+            row["confidence"] = cfg.beta * o + (1 - cfg.beta) * s
+    return ConfidenceReport(rows=rows, samples=samples, counts=dict(counts))
+
+
+def _observed_consistency(items: list[tuple[dict[str, Any], str, str]], llm: LLM, cfg: ConfidenceConfig,
+                          embedder: Any, nli: Any) -> dict[str, list[str]]:
+    prompts: list[ChatMessages] = [[{"role": "user", "content": cfg.sample_prompt.format(question=q)}]
+                                   for _, q, _ in items]
+    params = GenerationParams(n=cfg.k, temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    generated = llm.generate(prompts, params) if prompts else []
+    answers = [[extract_answer(s) for s in per] for per in generated]
+    targets = [t for _, _, t in items]
+    flat = [a for per in answers for a in per]
+    embed_sims = _embedding_similarity(embedder, flat, targets, cfg.k) if embedder is not None else None
+    nli_sims = nli.non_contradiction([t for t in targets for _ in range(cfg.k)], flat) if nli is not None else None
+    samples: dict[str, list[str]] = {}
+    for i, (row, _, target) in enumerate(items):
+        per = answers[i]
+        f1 = [token_f1(a, target) for a in per]
+        em = [float(normalise_answer(a) == normalise_answer(target) and bool(normalise_answer(a))) for a in per]
+        emb = list(embed_sims[i]) if embed_sims is not None else None
+        sim = {"embedding": emb, "token_f1": f1,
+               "nli": list(nli_sims[i * cfg.k:(i + 1) * cfg.k]) if nli_sims is not None else None}[cfg.similarity]
+        if sim is None:
+            raise ValueError(f"similarity {cfg.similarity!r} needs its model (embedder or NLI) passed in")
+        o = [cfg.alpha * s + (1 - cfg.alpha) * r for s, r in zip(sim, em)]
+        row.update(observed_consistency=float(np.mean(o)), s_mean=float(np.mean(sim)), r_mean=float(np.mean(em)),
+                   s_f1=float(np.mean(f1)), similarity=cfg.similarity)
+        if emb is not None:
+            row["s_embed"] = float(np.mean(emb))
+        samples[row["id"]] = generated[i]
+    return samples
+
+
+def _embedding_similarity(embedder: Any, answers: list[str], targets: list[str], k: int) -> np.ndarray:
+    if not targets:
+        return np.zeros((0, k))
+    vecs = embedder.embed([a or " " for a in answers]).reshape(len(targets), k, -1)
+    tvecs = embedder.embed([t or " " for t in targets])
+    cos = np.einsum("nkd,nd->nk", vecs, tvecs)
+    return np.clip(cos, 0.0, 1.0)
+
+
+def _reflection_prompts(items: list[tuple[dict[str, Any], str, str]], cfg: ConfidenceConfig,
+                        instruction: str) -> list[ChatMessages]:
+    return [[{"role": "user", "content": tpl.format(question=q, answer=t or "(empty)", instruction=instruction)}]
+            for _, q, t in items for tpl in cfg.reflection_prompts]
+
+
+def _self_reflection(items: list[tuple[dict[str, Any], str, str]], llm: LLM, cfg: ConfidenceConfig,
+                     counts: Counter[str]) -> str:
+    """Fill self_reflection (+ per-question scores); returns the mode used (logprobs or text)."""
+    nq = len(cfg.reflection_prompts)
+    if cfg.reflection in ("auto", "logprobs"):
+        try:
+            lp = choice_logprobs(llm, _reflection_prompts(items, cfg, LETTER_INSTRUCTION), list(LETTER_SCORES))
+        except LogprobsUnavailable:
+            if cfg.reflection == "logprobs":
+                raise
+        else:
+            probs = np.exp(lp - lp.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            scores = probs @ np.array(list(LETTER_SCORES.values()))
+            for i, (row, _, _) in enumerate(items):
+                per = scores[i * nq:(i + 1) * nq]
+                row.update(self_reflection=float(per.mean()), reflection_scores=[float(x) for x in per],
+                           reflection_mode="logprobs")
+            return "logprobs"
+    outs = llm.generate(_reflection_prompts(items, cfg, TEXT_INSTRUCTION), GenerationParams(max_tokens=64))
+    for i, (row, _, _) in enumerate(items):
+        letters = [parse_letter(o[0]) for o in outs[i * nq:(i + 1) * nq]]
+        parsed = [LETTER_SCORES[x] for x in letters if x is not None]
+        counts["reflection_unparsed"] += sum(x is None for x in letters)
+        row.update(self_reflection=float(np.mean(parsed)) if parsed else None, reflection_letters=letters,
+                   reflection_mode="text")
+        if len(parsed) < nq:
+            row["notes"].append(f"{nq - len(parsed)} self-reflection answer(s) unparseable")
+    return "text"

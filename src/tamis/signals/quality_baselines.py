@@ -1,0 +1,103 @@
+"""The peers' quality scores, computed beside BSDetector so users can compare (same model).
+
+- ``loglik_mean``: length-normalised log p(y|x) (higher = the model finds the target more likely).
+- ``ifd``: Instruction-Following Difficulty (Cherry LLM) = PPL(y|x) / PPL(y); PPL(y) scores the
+  response with an empty prompt. Values near or above 1 mean the instruction does not help predict
+  the response: for detecting bad pairs, LOWER is better (``SIGNAL_DIRECTION``).
+- ``judge``: AlpaGasus-style 0–5 rating by the model. With log-probabilities it is DEITA's read: the
+  expectation over the next-token probabilities of the digits "0".."5" (no text parsing); else the
+  generated text is parsed and unparseable ratings are counted and left empty.
+- ``response_chars`` / ``response_tokens``: length alone, a strong confound in quality studies.
+- ``random``: a uniform draw seeded by the example id (the floor every signal must beat).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnavailable
+from tamis.records import Example
+from tamis.signals.choices import choice_logprobs
+from tamis.signals.confidence import clip, scorable
+
+JUDGE_PROMPT = (
+    "Rate the quality of the response to the instruction below on a scale from 0 (useless or wrong) "
+    "to 5 (excellent: accurate, helpful and relevant).\n\nInstruction: {question}\n\nResponse: {answer}\n\n"
+    "Reply with a single digit from 0 to 5."
+)
+DIGITS = [str(d) for d in range(6)]
+#: +1: higher means a better example; -1: lower means better
+SIGNAL_DIRECTION = {"confidence": 1, "observed_consistency": 1, "self_reflection": 1, "s_mean": 1, "r_mean": 1,
+                    "s_embed": 1, "s_f1": 1, "loglik_mean": 1, "ifd": -1, "judge": 1, "response_chars": 1,
+                    "response_tokens": 1, "random": 1}
+
+
+def random_score(example_id: str, seed: int = 0) -> float:
+    digest = hashlib.sha256(f"tamis-random:{seed}:{example_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
+def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, max_response_chars: int = 2000,
+                      judge_mode: str = "auto", seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One row per example (id + baseline scores); unscorable examples get only length and random."""
+    rows: list[dict[str, Any]] = []
+    items: list[tuple[dict[str, Any], ChatMessages, str]] = []
+    counts: Counter[str] = Counter()
+    tokenizer = llm.tokenizer
+    for ex in examples:
+        response = ex.response if ex.kind == "chat" else ex.text
+        response = response or ""
+        row: dict[str, Any] = {"id": ex.id, "response_chars": len(response), "random": random_score(ex.id, seed)}
+        if tokenizer is not None:
+            row["response_tokens"] = len(tokenizer(response, add_special_tokens=False)["input_ids"])
+        rows.append(row)
+        if scorable(ex) is None:
+            items.append((row, ex.prompt_messages, clip(response, max_response_chars)[0]))
+    if not items:
+        return rows, dict(counts)
+    try:
+        cond = llm.logprobs([p for _, p, _ in items], [r for _, _, r in items])
+        uncond = llm.logprobs([[] for _ in items], [r for _, _, r in items])
+    except LogprobsUnavailable:
+        counts["likelihood_unavailable"] = len(items)
+    else:
+        for (row, _, _), c, u in zip(items, cond, uncond):
+            row["loglik_mean"] = c.mean
+            row["ifd"] = math.exp(u.mean - c.mean)  # PPL(y|x)/PPL(y) = exp(-mean_c)/exp(-mean_u)
+    if judge:
+        _judge(items, llm, judge_mode, counts)
+    return rows, dict(counts)
+
+
+def _judge(items: list[tuple[dict[str, Any], ChatMessages, str]], llm: LLM, mode: str, counts: Counter[str]) -> None:
+    prompts = []
+    for _, prompt, response in items:
+        question = "\n\n".join(m["content"] for m in prompt if m["role"] != "system")
+        prompts.append([{"role": "user", "content": JUDGE_PROMPT.format(question=question, answer=response or "(empty)")}])
+    if mode in ("auto", "logprobs"):
+        try:
+            lp = choice_logprobs(llm, prompts, DIGITS)
+        except LogprobsUnavailable:
+            if mode == "logprobs":
+                raise
+        else:
+            probs = np.exp(lp - lp.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            for (row, _, _), p in zip(items, probs @ np.arange(6.0)):
+                row["judge"] = float(p)
+            counts["judge_logprobs"] = len(items)
+            return
+    outs = llm.generate(prompts, GenerationParams(max_tokens=16))
+    for (row, _, _), (text,) in zip(items, outs):
+        found = re.search(r"\b([0-5])(?:\.\d+)?\b", text)
+        if found:
+            row["judge"] = float(found.group(1))
+        else:
+            counts["judge_unparsed"] += 1
+    counts["judge_text"] = len(items)
