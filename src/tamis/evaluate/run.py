@@ -1,0 +1,120 @@
+"""The evaluation job: generate on a test set (batched, cached) and score against the references.
+
+Writes per-example outputs and scores (``outputs.jsonl``), a summary with bootstrap CIs
+(``summary.json``) and a manifest. Human ratings from a file (id, score[, rater]) are joined in and
+summarised the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tamis.evaluate.bootstrap import mean_ci
+from tamis.evaluate.metrics import SHORT_ANSWER_METRICS, score_outputs
+from tamis.io import DataError, read_dataset
+from tamis.io.files import iter_raw_rows
+from tamis.manifest import Manifest
+from tamis.models import GenerationParams, load_llm
+from tamis.records import Example
+from tamis.store import Workspace, atomic_write_text
+
+TRANSLATION_METRICS = ("bleu", "corpus_chrf", "ter")
+
+
+@dataclass
+class EvalSettings:
+    model: str
+    data: str
+    out: str | None = None
+    format: str | None = None
+    metrics: tuple[str, ...] | None = None  # None: chosen from the data (translation or short answers)
+    max_tokens: int = 256
+    n_resamples: int = 1000
+    seed: int = 0
+    ratings: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def default_metrics(examples: list[Example]) -> tuple[str, ...]:
+    if examples and all("translation" in ex.meta for ex in examples):
+        return TRANSLATION_METRICS
+    return SHORT_ANSWER_METRICS
+
+
+def read_ratings(path: str | Path) -> dict[str, list[float]]:
+    """Human ratings, one row per (item, rater): columns ``id`` and ``score`` (``rater`` optional)."""
+    ratings: dict[str, list[float]] = {}
+    for raw in iter_raw_rows(Path(path)):
+        if raw.error is not None or raw.data is None:
+            raise DataError(f"{path}:{raw.row}: {raw.error}")
+        row = raw.data
+        if "id" not in row or "score" not in row:
+            raise DataError(f"{path}:{raw.row}: a rating needs the fields 'id' and 'score' (found {sorted(row)})")
+        try:
+            score = float(row["score"])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}:{raw.row}: score: {row['score']!r} is not a number") from None
+        ratings.setdefault(str(row["id"]), []).append(score)
+    return ratings
+
+
+def run_eval(settings: EvalSettings, workspace: Workspace) -> EvalResult:
+    out = Path(settings.out) if settings.out else workspace.run_dir(f"eval-{Path(settings.data).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest("eval", asdict(settings))
+    with manifest.stage("read"):
+        read = read_dataset(settings.data, format=settings.format, quarantine=out / "quarantine.jsonl",
+                            limit=settings.limit)
+    examples = [ex for ex in read.examples if ex.kind == "chat" and ex.response is not None]
+    if not examples:
+        raise DataError(f"{settings.data}: no example ends with an assistant turn to compare against")
+    metrics = settings.metrics or default_metrics(examples)
+    with manifest.stage("load_model"):
+        llm = load_llm(settings.model, workspace)
+    manifest.model("model", llm.identity)
+    with manifest.stage("generate"):
+        params = GenerationParams(n=1, temperature=0.0, max_tokens=settings.max_tokens, seed=settings.seed)
+        predictions = [o[0].strip() for o in llm.generate([ex.prompt_messages for ex in examples], params)]
+    references = [ex.response or "" for ex in examples]
+    with manifest.stage("score"):
+        per_example, summary = score_outputs(predictions, references, metrics, n_resamples=settings.n_resamples,
+                                             seed=settings.seed)
+    rows = [
+        {"id": ex.id, "prompt": ex.prompt_messages, "reference": ref, "prediction": pred, "scores": scores}
+        for ex, ref, pred, scores in zip(examples, references, predictions, per_example)
+    ]
+    if settings.ratings:
+        ratings = read_ratings(settings.ratings)
+        for row in rows:
+            if row["id"] in ratings:
+                row["human"] = {"mean": float(np.mean(ratings[row["id"]])), "n": len(ratings[row["id"]])}
+        rated = [row["human"]["mean"] for row in rows if "human" in row]
+        summary["human_rating"] = mean_ci(rated, n_resamples=settings.n_resamples, seed=settings.seed).to_dict()
+        manifest.count(rated=len(rated), unmatched_ratings=len(set(ratings) - {r["id"] for r in rows}))
+    result_summary = {"model": llm.identity, "data": settings.data, "n": len(rows), "metrics": summary}
+    atomic_write_text(out / "outputs.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(out / "summary.json", json.dumps(result_summary, indent=2, ensure_ascii=False) + "\n")
+    manifest.count(read=read.n_read, evaluated=len(rows), rejected=read.n_rejected)
+    manifest.output("outputs", out / "outputs.jsonl")
+    manifest.output("summary", out / "summary.json")
+    manifest.write(out / "manifest.json")
+    return EvalResult(out, result_summary, rows)
+
+
+def format_estimate(est: dict[str, Any]) -> str:
+    if not math.isfinite(est.get("ci_low", float("nan"))):
+        return f"{est['value']:.4g}"
+    return f"{est['value']:.4g} [{est['ci_low']:.4g}, {est['ci_high']:.4g}]"
