@@ -32,7 +32,7 @@ def free_port() -> int:
 class Scripted(BaseHTTPRequestHandler):
     """Answers each POST with the next (status, headers, body, delay) of the server's script."""
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         srv = self.server
         length = int(self.headers.get("content-length", 0))
         srv.requests.append((time.monotonic(), dict(self.headers), json.loads(self.rfile.read(length) or b"{}")))
@@ -117,7 +117,9 @@ def test_connection_refused(free=free_port):
 
 
 def test_tops_up_when_server_ignores_n(scripted):
-    one = lambda text: (200, {}, {"choices": [{"index": 0, "message": {"content": text}}]}, 0)  # noqa: E731
+    def one(text: str) -> tuple:
+        return 200, {}, {"choices": [{"index": 0, "message": {"content": text}}]}, 0
+
     scripted.script = [one("a"), one("b"), one("c")]
     out = client(scripted.url).generate([POEM], GenerationParams(n=3, temperature=1.0, seed=5))
     assert out == [["a", "b", "c"]]
@@ -154,29 +156,29 @@ def server(tmp_path_factory):
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--host", "127.0.0.1",
            "--port", str(port), "--logits_all", "True", "--n_threads", "1", "--n_ctx", "2048"]
     log_path = tmp_path_factory.mktemp("server") / "server.log"
-    log = open(log_path, "wb")  # a file, not a pipe: llama.cpp's load log would fill a pipe and block
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}")
+    # a file, not a pipe: llama.cpp's load log would fill a pipe and block the server
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
+            time.sleep(0.2)
+        yield url
+        proc.terminate()
         try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            pytest.fail("llama_cpp.server did not answer /v1/models within 60 s")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 @pytest.fixture(scope="module")
