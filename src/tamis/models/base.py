@@ -124,7 +124,9 @@ class LLM(abc.ABC):
     def logprobs(self, prompts: list[ChatMessages], responses: list[str]) -> list[ResponseLogprobs]:
         """Log-probabilities of each response as the next assistant turn after its prompt.
 
-        A prompt with no messages scores the response unconditionally (as IFD's PPL(y) needs)."""
+        Every backend scores the same tokens: the response plus the template's end-of-turn token
+        (whether the model would stop there is part of how likely the response is). A prompt with
+        no messages scores the response unconditionally, as BOS + response + EOS (IFD's PPL(y))."""
 
     @abc.abstractmethod
     def apply_chat_template(self, messages: ChatMessages, add_generation_prompt: bool = True) -> str:
