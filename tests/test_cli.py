@@ -38,6 +38,8 @@ def test_convert_round_trips_through_messages(tmp_path):
     assert runner.invoke(app, ["convert", str(demo_data_path()), str(messages), "--to", "messages"]).exit_code == 0
     res = runner.invoke(app, ["convert", str(messages), str(back), "--to", "alpaca"])
     assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "a.jsonl.manifest.json").read_text())
+    assert manifest["counts"] == {"read": 36, "kept": 36, "rejected": 0} and manifest["detected_format"] == "messages"
     rows = [json.loads(line) for line in back.read_text().splitlines()]
     original = {r["id"]: r for r in map(json.loads, demo_data_path().read_text().splitlines()[:3])}
     for row in rows:

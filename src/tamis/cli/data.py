@@ -82,6 +82,15 @@ def convert(
     """Convert a data set between formats and file types (messages is the canonical form)."""
     from tamis.io import read_dataset, write_dataset
 
-    result = read_dataset(data, format=format, quarantine=quarantine)
-    path = write_dataset(result.examples, output, format=to)
-    out.print(f"{result.summary()}\nwrote {len(result.examples)} examples as {to} to {path}")
+    from tamis.manifest import Manifest
+
+    manifest = Manifest("convert", {"data": str(data), "output": str(output), "to": to, "format": format})
+    with manifest.stage("read"):
+        result = read_dataset(data, format=format, quarantine=quarantine)
+    with manifest.stage("write"):
+        path = write_dataset(result.examples, output, format=to)
+    manifest.count(read=result.n_read, kept=result.n_kept, rejected=result.n_rejected)
+    manifest.data["detected_format"] = result.format
+    manifest.output("data", path)
+    manifest_path = manifest.write(path.with_name(path.name + ".manifest.json"))
+    out.print(f"{result.summary()}\nwrote {len(result.examples)} examples as {to} to {path} (manifest: {manifest_path})")
