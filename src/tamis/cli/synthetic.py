@@ -25,7 +25,8 @@ def _write_generation(result, out_path: Path, manifest) -> None:
     from tamis.io import write_dataset
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    write_dataset(result.examples, out_path)
+    kind = result.examples[0].kind if result.examples else "labelled"
+    write_dataset(result.examples, out_path, format="labelled" if kind == "labelled" else "messages")
     rejected = out_path.with_name(out_path.stem + ".rejected.jsonl")
     write_decisions(result.rejected, rejected)
     manifest.count(**{k: v for k, v in result.counts.items()})

@@ -171,9 +171,9 @@ def run_synthetic_study(config: SyntheticStudyConfig, workspace: Workspace) -> S
     if per_label < 2:
         raise DataError(f"generation kept fewer than 2 texts for some label ({generation}); see rejected-*.jsonl")
     for name, s in sets.items():
-        write_dataset(s, out / f"train-{name}.jsonl")
+        write_dataset(s, out / f"train-{name}.jsonl", format="labelled")
         manifest.output(f"train_{name}", out / f"train-{name}.jsonl")
-    write_dataset(test, out / "test.jsonl")
+    write_dataset(test, out / "test.jsonl", format="labelled")
 
     div_rows, div_items = [], []
     with manifest.stage("diversity"):
