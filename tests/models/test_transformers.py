@@ -82,3 +82,20 @@ def test_unknown_model_is_a_clear_error(workspace):
 
     with pytest.raises(ModelError, match="cannot load"):
         load_llm("transformers:/no/such/model", workspace)
+
+
+def test_layer_truncated_variant_is_derived_once(workspace, smollm2):
+    small = load_llm("transformers:smollm2?layers=4", workspace, cache=False)
+    assert small.model.config.num_hidden_layers == 4 and "-layers4" in small.identity
+    assert small.identity != smollm2.identity
+    assert sum(p.numel() for p in small.model.parameters()) < sum(p.numel() for p in smollm2.model.parameters())
+    [lp] = small.logprobs([Q], ["Paris."])
+    assert math.isfinite(lp.total)
+    assert len(list(workspace.models_dir.glob("*-layers4"))) == 1
+
+
+def test_impossible_truncation_is_a_clear_error(workspace, smollm2):
+    from tamis.models import ModelError
+
+    with pytest.raises(ModelError, match="has 30 layers"):
+        load_llm("transformers:smollm2?layers=99", workspace, cache=False)

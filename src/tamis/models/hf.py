@@ -16,6 +16,7 @@ import torch
 
 from tamis.models.base import LLM, ChatMessages, GenerationParams, ModelError, ModelSpec, ResponseLogprobs
 from tamis.models.bundled import SMOLLM2_GGUF, file_digest, is_smollm2, smollm2_gguf_path
+from tamis.models.derived import model_path
 
 
 def best_device() -> torch.device:
@@ -75,17 +76,17 @@ def is_adapter_dir(path: str) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
-def adapter_base(adapter: str) -> str:
+def adapter_base_spec(adapter: str) -> ModelSpec:
     """The base model of a saved adapter: tamis's own record first, else PEFT's config."""
     info = Path(adapter) / "tamis_training.json"
     if info.is_file():
-        base = json.loads(info.read_text())["base_model"]
-        return ModelSpec.parse(base).model
-    return json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        return ModelSpec.parse(json.loads(info.read_text())["base_model"])
+    base = json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    return ModelSpec(backend="transformers", model=base)
 
 
 class TransformersLLM(LLM):
-    """A causal LM via transformers. Options: dtype, batch_size, sample_rows, device, revision, adapter (a PEFT adapter folder, merged at load;
+    """A causal LM via transformers. Options: dtype, batch_size, sample_rows, device, revision, layers (keep the first N decoder layers), adapter (a PEFT adapter folder, merged at load;
     a spec naming an adapter folder directly loads it on its recorded base model)."""
 
     def __init__(self, spec: ModelSpec, workspace: Any = None):
@@ -98,17 +99,13 @@ class TransformersLLM(LLM):
         # sampled sequences decoded together (prompts per batch = sample_rows // n)
         self.sample_rows = int(spec.options.get("sample_rows", 32))
         adapter = spec.options.get("adapter") or (spec.model if is_adapter_dir(spec.model) else None)
-        base = adapter_base(adapter) if adapter and not spec.options.get("adapter") else spec.model
-        if is_smollm2(base):
-            models_dir = workspace.models_dir if workspace is not None else Path.home() / ".cache" / "tamis"
-            path = str(converted_smollm2_dir(Path(models_dir)))
-            self._source = f"smollm2-135m-instruct@{file_digest(str(smollm2_gguf_path()))}"
-        elif base != spec.model:
-            path = base
-            self._source = base
-        else:
-            path = spec.model
-            self._source = spec.model
+        base = adapter_base_spec(adapter) if adapter and not spec.options.get("adapter") else spec
+        models_dir = Path(workspace.models_dir if workspace is not None else Path.home() / ".cache" / "tamis")
+        path = model_path(base, models_dir)
+        self._source = (f"smollm2-135m-instruct@{file_digest(str(smollm2_gguf_path()))}"
+                        if is_smollm2(base.model) else base.model)
+        if base.options.get("layers"):
+            self._source += f"-layers{base.options['layers']}"
         revision = spec.options.get("revision")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)

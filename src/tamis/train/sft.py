@@ -21,7 +21,7 @@ import torch
 
 from tamis.manifest import Manifest
 from tamis.models.base import ModelError, ModelSpec
-from tamis.models.bundled import is_smollm2
+from tamis.models.derived import model_path
 from tamis.records import Example
 from tamis.store import Workspace, atomic_write_text
 
@@ -68,15 +68,12 @@ def data_fingerprint(examples: list[Example]) -> str:
 
 
 def resolve_model_path(spec: str | ModelSpec, workspace: Workspace) -> str:
-    """A local folder (or Hub id) transformers can load: the bundled model is converted once."""
+    """A local folder (or Hub id) transformers can load: the bundled model is converted once, and
+    ``layers=N`` derives a truncated copy (see tamis.models.derived)."""
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
     if spec.backend != "transformers":
         raise ModelError(f"training needs a transformers model spec, got {spec}")
-    if is_smollm2(spec.model):
-        from tamis.models.hf import converted_smollm2_dir
-
-        return str(converted_smollm2_dir(workspace.models_dir))
-    return spec.model
+    return model_path(spec, workspace.models_dir)
 
 
 def to_prompt_completion(examples: list[Example]) -> list[dict[str, Any]]:
