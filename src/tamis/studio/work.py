@@ -240,7 +240,7 @@ def progress(db: Session, project: Project, user: User) -> dict[str, int]:
     counts = {status: n for status, n in rows}
     n_items = db.scalar(select(func.count()).select_from(Item).where(Item.project_id == project.id)) or 0
     done = counts.get("submitted", 0) + counts.get("flagged", 0)
-    return {"items": n_items, "done": done, "skipped": counts.get("skipped", 0), "open": counts.get("open", 0)}
+    return {"total": n_items, "done": done, "skipped": counts.get("skipped", 0), "open": counts.get("open", 0)}
 
 
 # -- reviewers -----------------------------------------------------------------------------------------
