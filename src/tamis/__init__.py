@@ -54,6 +54,12 @@ _EXPORTS = {
     "train_classifier": "tamis.train.classifier",
     "SyntheticStudyConfig": "tamis.pipeline.synthetic",
     "run_synthetic_study": "tamis.pipeline.synthetic",
+    # post-editing studio
+    "hter": "tamis.signals.edits",
+    "edit_effort": "tamis.signals.edits",
+    "char_edit_distance": "tamis.signals.edits",
+    "create_studio_app": "tamis.studio.app",
+    "export_studio_project": "tamis.studio.export",
     # jobs
     "ProfileConfig": "tamis.pipeline.profile",
     "run_profile": "tamis.pipeline.profile",

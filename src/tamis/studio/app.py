@@ -210,3 +210,6 @@ def project_for(w: Who, project_id: int, *allowed: str) -> Project:
 def render(request: Request, template: str, w: Who | None, status_code: int = 200, **ctx: Any) -> Response:
     ctx |= {"who": w, "csrf": w.session.csrf_token if w else ""}
     return request.app.state.templates.TemplateResponse(request, template, ctx, status_code=status_code)
+
+
+create_studio_app = create_app  # the name in the public tamis namespace

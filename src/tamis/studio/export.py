@@ -200,3 +200,6 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - not a URL we can parse: show nothing of it
         return "<database>"
+
+
+export_studio_project = export_project  # the name in the public tamis namespace

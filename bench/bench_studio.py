@@ -1,0 +1,218 @@
+"""Studio load run on loopback: N simulated annotators load items and save edits for D seconds.
+
+SQLite (WAL, fsync on every commit) is the baseline; PostgreSQL (a throwaway server started from
+Debian's binaries, fsync on) runs the same load in the same process, and the ratios are printed.
+Each annotator logs in once (not timed), then loops: pause (--think, mean seconds, uniform 0.5-1.5x;
+0 = back-to-back to measure saturation), GET its edit page, POST a save (JSON); every
+5th save submits with ratings and claims the next item. Afterwards every acknowledged save must be
+in the database (count and content).
+
+    python bench/bench_studio.py [--annotators 50] [--duration 60] [--db sqlite,postgresql]
+
+Loopback only (127.0.0.1), bounded in time; the server is a real uvicorn subprocess (one worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import select
+
+from tamis.studio import work
+from tamis.studio.db import Database, User, Version
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+BASE = re.compile(r'name="base" value="(\d+)"')
+PASSWORD = "bench-password-1"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_postgres(root: Path) -> tuple[str, list[str], Path]:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        raise SystemExit("PostgreSQL binaries not found (apt-get install postgresql); use --db sqlite")
+    bindir = Path(bins[-1]).parent
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(root, "postgres", "postgres")
+    port = free_port()
+    subprocess.run(as_pg + [str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "-A", "trust",
+                            "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-o",
+                            f"-p {port} -h 127.0.0.1 -k {root} -c max_connections=300", "start"],
+                   check=True, capture_output=True)
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE bench")
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/bench", as_pg + [str(bindir / "pg_ctl"), "-D",
+                                                                              str(root / "data"), "-m", "fast", "stop"], root
+
+
+def seed(url: str, n_annotators: int, n_items: int, tmp: Path) -> int:
+    data = tmp / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": f"i{i}", "messages": [
+        {"role": "user", "content": f"Question {i}: explain how tides work."},
+        {"role": "assistant", "content": "Tides are caused by the moon's gravity pulling the oceans. " * 4}]}) + "\n"
+                            for i in range(n_items)))
+    database = Database(url)
+    with database.write() as s:
+        project, _, _ = work.create_project(s, "bench", data, overlap=2, criteria="naturalness,correctness")
+        for k in range(n_annotators):
+            user = work.add_user(s, f"a{k}", PASSWORD)
+            work.add_member(s, project, user, "annotator")
+        pid = project.id
+    database.dispose()
+    return pid
+
+
+async def annotator(base: str, name: str, pid: int, deadline_box: list[float], ready: asyncio.Event,
+                    lat: dict[str, list[float]], acked: list[tuple[int, int, str]], think: float) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+        page = await c.get("/login")
+        await c.post("/login", data={"username": name, "password": PASSWORD, "csrf": CSRF.search(page.text).group(1)})
+        csrf = CSRF.search((await c.get("/")).text).group(1)
+        r = await c.post(f"/p/{pid}/next", data={"csrf": csrf})
+        aid = int(r.headers["location"].rsplit("/", 1)[1])
+        lat["ready"].append(1.0)
+        await ready.wait()
+        k = 0
+        rng = np.random.default_rng(int(name[1:]))
+        while time.perf_counter() < deadline_box[0]:
+            if think:
+                await asyncio.sleep(float(rng.uniform(0.5, 1.5)) * think)  # a person reads and types
+            t0 = time.perf_counter()
+            page = await c.get(f"/p/{pid}/a/{aid}")
+            lat["load"].append(time.perf_counter() - t0)
+            base_v = int(BASE.search(page.text).group(1))
+            k += 1
+            submit = k % 5 == 0
+            text = f"{name} edit {k}: tides come from the moon."
+            form = {"csrf": csrf, "base": str(base_v), "turn_1": text, "action": "submit" if submit else "save"}
+            if submit:
+                form |= {"rating_naturalness": "4", "rating_correctness": "3"}
+            t0 = time.perf_counter()
+            r = await c.post(f"/p/{pid}/a/{aid}/save", data=form, headers={"accept": "application/json"})
+            lat["save"].append(time.perf_counter() - t0)
+            if r.status_code == 200:
+                acked.append((aid, r.json()["version"], text))
+            else:
+                lat.setdefault("errors", []).append(r.status_code)
+            if submit:
+                t0 = time.perf_counter()
+                r = await c.post(f"/p/{pid}/next", data={"csrf": csrf})
+                lat["next"].append(time.perf_counter() - t0)
+                loc = r.headers.get("location", "")
+                if "/a/" not in loc:
+                    return
+                aid = int(loc.rsplit("/", 1)[1])
+
+
+async def drive(base: str, pid: int, n: int, duration: float, think: float) -> tuple[dict[str, list[float]], list, float]:
+    lat: dict[str, list[float]] = {"load": [], "save": [], "next": [], "ready": []}
+    acked: list[tuple[int, int, str]] = []
+    ready = asyncio.Event()
+    box = [float("inf")]
+    tasks = [asyncio.create_task(annotator(base, f"a{k}", pid, box, ready, lat, acked, think)) for k in range(n)]
+    # wait until every annotator has logged in (argon2 verification is deliberately slow; not timed)
+    while len(lat["ready"]) < n and not any(t.done() for t in tasks):
+        await asyncio.sleep(0.2)
+    start = time.perf_counter()
+    box[0] = start + duration
+    ready.set()
+    await asyncio.gather(*tasks)
+    return lat, acked, time.perf_counter() - start
+
+
+def run(kind: str, n: int, duration: float, think: float) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"tamis-bench-{kind}-"))
+    stop_pg = None
+    try:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp / 'studio.db'}"
+        else:
+            pg_root = Path(tempfile.mkdtemp(prefix="tamis-bench-pg-"))  # its own folder: owned by postgres
+            url, stop_pg, _ = start_postgres(pg_root)
+        pid = seed(url, n, n_items=max(200, n * 40), tmp=tmp)
+        port = free_port()
+        log = open(tmp / "server.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "tamis.cli", "studio", "serve", "--db", url, "--port",
+                                 str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                env=os.environ | {"TAMIS_PROGRESS": "0"})
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/login", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        try:
+            lat, acked, elapsed = asyncio.run(drive(base, pid, n, duration, think))
+        finally:
+            proc.terminate()
+            proc.wait(20)
+        database = Database(url)
+        with database.read() as s:
+            stored = {(v.assignment_id, v.number): v.messages[1]["content"] for v in s.scalars(select(Version))}
+        database.dispose()
+        found = sum(1 for a, v, text in acked if stored.get((a, v)) == text)
+        all_lat = np.array(lat["load"] + lat["save"] + lat["next"]) * 1000
+        saves = np.array(lat["save"]) * 1000
+        result = {"requests": len(all_lat), "rps": len(all_lat) / elapsed, "p50_ms": float(np.percentile(all_lat, 50)),
+                  "p99_ms": float(np.percentile(all_lat, 99)), "save_p50_ms": float(np.percentile(saves, 50)),
+                  "save_p99_ms": float(np.percentile(saves, 99)), "saves_acked": len(acked), "saves_found": found,
+                  "rows_in_db": len(stored), "errors": len(lat.get("errors", []))}
+        print(f"{kind:10s} {n} annotators {elapsed:.0f}s think {think}s: {result['requests']} requests, {result['rps']:.0f} req/s, "
+              f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms (saves p50 {result['save_p50_ms']:.1f}"
+              f" / p99 {result['save_p99_ms']:.1f} ms); saves acknowledged {len(acked)}, found in DB {found}"
+              f" (rows {len(stored)}), errors {result['errors']}", flush=True)
+        return result
+    finally:
+        if stop_pg:
+            subprocess.run(stop_pg, capture_output=True)
+            shutil.rmtree(pg_root, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per database (report: 60)")
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="mean seconds an annotator pauses before each page load (0: back-to-back, saturation)")
+    args = parser.parse_args()
+    results = {kind: run(kind, args.annotators, args.duration, args.think) for kind in args.db.split(",")}
+    if "sqlite" in results and "postgresql" in results:
+        s, p = results["sqlite"], results["postgresql"]
+        print(f"postgresql / sqlite: req/s x{p['rps'] / s['rps']:.2f}, p50 x{p['p50_ms'] / s['p50_ms']:.2f}, "
+              f"p99 x{p['p99_ms'] / s['p99_ms']:.2f}")
+    ok = all(r["saves_acked"] == r["saves_found"] for r in results.values())
+    print("every acknowledged save found in the database:", ok)
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
