@@ -88,12 +88,15 @@ def seed(url: str, n_annotators: int, n_items: int, tmp: Path) -> int:
 
 
 async def annotator(base: str, name: str, pid: int, deadline_box: list[float], ready: asyncio.Event,
-                    lat: dict[str, list[float]], acked: list[tuple[int, int, str]], think: float) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-        page = await c.get("/login")
-        await c.post("/login", data={"username": name, "password": PASSWORD, "csrf": CSRF.search(page.text).group(1)})
-        csrf = CSRF.search((await c.get("/")).text).group(1)
-        r = await c.post(f"/p/{pid}/next", data={"csrf": csrf})
+                    lat: dict[str, list[float]], acked: list[tuple[int, int, str]], think: float,
+                    logins: asyncio.Semaphore) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=120) as c:
+        async with logins:  # a few at a time: argon2 verification is deliberately slow (not timed)
+            page = await c.get("/login")
+            await c.post("/login", data={"username": name, "password": PASSWORD,
+                                         "csrf": CSRF.search(page.text).group(1)})
+            csrf = CSRF.search((await c.get("/")).text).group(1)
+            r = await c.post(f"/p/{pid}/next", data={"csrf": csrf})
         aid = int(r.headers["location"].rsplit("/", 1)[1])
         lat["ready"].append(1.0)
         await ready.wait()
@@ -134,7 +137,9 @@ async def drive(base: str, pid: int, n: int, duration: float, think: float) -> t
     acked: list[tuple[int, int, str]] = []
     ready = asyncio.Event()
     box = [float("inf")]
-    tasks = [asyncio.create_task(annotator(base, f"a{k}", pid, box, ready, lat, acked, think)) for k in range(n)]
+    logins = asyncio.Semaphore(2)
+    tasks = [asyncio.create_task(annotator(base, f"a{k}", pid, box, ready, lat, acked, think, logins))
+             for k in range(n)]
     # wait until every annotator has logged in (argon2 verification is deliberately slow; not timed)
     while len(lat["ready"]) < n and not any(t.done() for t in tasks):
         await asyncio.sleep(0.2)
