@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, WorkspaceOpt, app, friendly_errors, out, workspace_from
+from tamis.cli.app import FormatOpt, WorkspaceOpt, app, experiment_app, friendly_errors, out, workspace_from
 
 train_app = typer.Typer(help="Fine-tune models on a data set (LoRA SFT, encoder classifiers).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -84,3 +84,25 @@ def eval_command(
         table.add_row(name, format_estimate(est))
     out.print(table)
     out.print(f"per-example outputs in [bold]{result.out_dir / 'outputs.jsonl'}[/]")
+
+
+@experiment_app.command("run")
+@friendly_errors
+def experiment_run(
+    recipe: Path = typer.Argument(..., help="YAML recipe: data variants x models x seeds, training, evaluation."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/experiment-NAME]."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Run a study from a recipe (resumes when interrupted) and write an HTML report."""
+    from tamis.pipeline.experiment import run_experiment
+    from tamis.pipeline.recipe import load_recipe
+    from tamis.report.experiment import aggregate
+
+    result = run_experiment(load_recipe(recipe), workspace_from(workspace), output)
+    rows = aggregate(result.rows)
+    metrics = [k for k in result.rows[0]["metrics"]] if result.rows else []
+    table = Table("variant", "model", "n", *metrics, title="results (mean over seeds)")
+    for row in rows:
+        table.add_row(row["variant"], row["model"], str(row["n_train"]), *(f"{row[m]:.3f}" for m in metrics))
+    out.print(table)
+    out.print(f"report: [bold]{result.report}[/]")

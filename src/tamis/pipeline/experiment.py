@@ -1,0 +1,114 @@
+"""Run a recipe: build each data variant, fine-tune each model on it per seed, evaluate, report.
+
+Every stage leaves a completion record, so an interrupted study started again skips what is done:
+a variant's data is reused when its recipe hash matches, a trained adapter when its data
+fingerprint matches, an evaluation when its summary exists (and every generation is cached anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tamis.curate.decisions import apply_decisions, write_decisions
+from tamis.evaluate.run import EvalSettings, run_eval
+from tamis.io import read_dataset, write_dataset
+from tamis.manifest import Manifest
+from tamis.pipeline.recipe import Recipe
+from tamis.pipeline.steps import StepContext, get_step
+from tamis.progress import console
+from tamis.records import Example
+from tamis.store import Workspace, atomic_write_text
+from tamis.train.sft import TRAINING_INFO, SFTSettings, data_fingerprint, train_sft
+
+
+@dataclass
+class ExperimentResult:
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    report: Path
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80]
+
+
+def build_variant(recipe: Recipe, name: str, train: list[Example], workspace: Workspace, out: Path) -> list[Example]:
+    """Apply the variant's steps in order; writes its data, decisions and dropped rows."""
+    folder = out / "variants" / name
+    data_file, key_file = folder / "train.jsonl", folder / "recipe-hash.txt"
+    key = recipe.variant_key(name)
+    if data_file.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
+        return read_dataset(data_file).examples
+    folder.mkdir(parents=True, exist_ok=True)
+    examples, dropped_all, decisions_all = train, [], []
+    for i, step in enumerate(recipe.variants[name].steps):
+        (step_name, params), = step.items()
+        ctx = StepContext(workspace=workspace, out_dir=folder / f"step{i}-{step_name}", seed=recipe.seeds[0])
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        decisions = get_step(step_name)(examples, params, ctx)
+        examples, dropped = apply_decisions(examples, decisions)
+        decisions_all += decisions
+        dropped_all += dropped
+    write_decisions(decisions_all, folder / "decisions.jsonl")
+    atomic_write_text(folder / "dropped.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in dropped_all))
+    if not examples:
+        from tamis.io import DataError
+
+        raise DataError(f"variant {name!r} of recipe {recipe.name!r} kept no example; see {folder / 'dropped.jsonl'}")
+    write_dataset(examples, data_file)
+    atomic_write_text(key_file, key + "\n")
+    return examples
+
+
+def _trained(model_dir: Path, fingerprint: str, settings: SFTSettings) -> bool:
+    info = model_dir / TRAINING_INFO
+    if not info.is_file():
+        return False
+    saved = json.loads(info.read_text())
+    return saved.get("data_fingerprint") == fingerprint and saved.get("settings", {}).get("max_steps") == settings.max_steps
+
+
+def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None = None) -> ExperimentResult:
+    from tamis.report.experiment import write_experiment_report
+
+    out_dir = Path(out) if out else workspace.run_dir(f"experiment-{slug(recipe.name)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest("experiment", recipe.model_dump())
+    with manifest.stage("read"):
+        train = read_dataset(recipe.path(recipe.data.train), format=recipe.data.format,
+                             quarantine=out_dir / "train.quarantine.jsonl", limit=recipe.data.limit).examples
+    rows: list[dict[str, Any]] = []
+    for variant in recipe.variants:
+        with manifest.stage(f"variant:{variant}"):
+            examples = build_variant(recipe, variant, train, workspace, out_dir)
+        fingerprint = data_fingerprint(examples)
+        for model in recipe.models:
+            for seed in recipe.seeds:
+                run = out_dir / "runs" / variant / slug(model) / f"seed{seed}"
+                settings = SFTSettings(**(recipe.train | {"model": model, "seed": seed}))
+                model_dir = run / ("adapter" if settings.lora else "model")
+                console.print(f"[bold]{variant}[/] x {model} x seed {seed}: {len(examples)} training examples")
+                if not _trained(model_dir, fingerprint, settings):
+                    with manifest.stage(f"train:{variant}:{slug(model)}:{seed}"):
+                        train_sft(examples, settings, run, workspace)
+                with manifest.stage(f"eval:{variant}:{slug(model)}:{seed}"):
+                    result = run_eval(EvalSettings(
+                        model=f"transformers:{model_dir}", data=str(recipe.path(recipe.data.test)),
+                        out=str(run / "eval"), format=recipe.data.test_format,
+                        metrics=tuple(recipe.eval.metrics) if recipe.eval.metrics else None,
+                        max_tokens=recipe.eval.max_tokens, limit=recipe.eval.limit,
+                        n_resamples=recipe.eval.n_resamples, seed=seed), workspace)
+                v = recipe.variants[variant]
+                rows.append({"variant": variant, "group": v.group or variant, "x": v.x, "model": model, "seed": seed,
+                             "n_train": len(examples), "metrics": result.summary["metrics"]})
+    atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    report = write_experiment_report(recipe, rows, out_dir)
+    manifest.count(variants=len(recipe.variants), models=len(recipe.models), seeds=len(recipe.seeds), runs=len(rows))
+    manifest.output("results", out_dir / "results.jsonl")
+    manifest.output("report", report)
+    manifest.write(out_dir / "manifest.json")
+    return ExperimentResult(out_dir, rows, report)

@@ -1,0 +1,88 @@
+"""Curation steps a recipe can chain, registered by name (Data-Juicer style).
+
+A step takes the current examples and its parameters and returns one Decision per example it
+decided on; the runner materialises them (tamis.curate.decisions.apply_decisions), so every
+dropped example keeps its reason. Other parts of tamis register their steps here
+(e.g. confidence filtering, influence selection) with ``@register_step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tamis.curate.decisions import Decision
+from tamis.io import DataError
+from tamis.records import Example
+from tamis.store import Workspace
+
+
+@dataclass
+class StepContext:
+    workspace: Workspace
+    out_dir: Path
+    seed: int = 0
+
+
+StepFn = Callable[[list[Example], dict[str, Any], StepContext], list[Decision]]
+STEPS: dict[str, StepFn] = {}
+
+
+def register_step(name: str) -> Callable[[StepFn], StepFn]:
+    def decorate(fn: StepFn) -> StepFn:
+        STEPS[name] = fn
+        return fn
+
+    return decorate
+
+
+def get_step(name: str) -> StepFn:
+    if name not in STEPS:
+        raise DataError(f"unknown recipe step {name!r}; available: {', '.join(sorted(STEPS))}")
+    return STEPS[name]
+
+
+@register_step("sample")
+def sample_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """Keep a seeded random subset: ``n`` examples or a ``fraction`` (the random baseline)."""
+    seed = int(params.get("seed", ctx.seed))
+    n = int(params["n"]) if "n" in params else int(round(float(params.get("fraction", 1.0)) * len(examples)))
+    n = max(0, min(n, len(examples)))
+    chosen = set(np.random.default_rng(seed).permutation(len(examples))[:n].tolist())
+    return [
+        Decision(ex.id, "select" if i in chosen else "filter",
+                 f"random sample of {n}/{len(examples)} (seed {seed})" if i in chosen
+                 else f"not in the random sample of {n} (seed {seed})", step="sample")
+        for i, ex in enumerate(examples)
+    ]
+
+
+@register_step("max_length")
+def max_length_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """Drop examples whose response is longer than ``chars`` characters (a cheap sanity filter)."""
+    limit = int(params.get("chars", 4000))
+    return [
+        Decision(ex.id, "keep", f"response within {limit} chars", step="max_length")
+        if len(ex.response or ex.text or "") <= limit
+        else Decision(ex.id, "filter", f"response longer than {limit} chars", step="max_length")
+        for ex in examples
+    ]
+
+
+def _register_optional_steps() -> None:
+    """Steps provided by other areas register on import; a missing area simply has no steps."""
+    import importlib
+
+    for module in ("tamis.curate.recipe_steps",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+
+
+_register_optional_steps()
