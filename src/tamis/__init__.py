@@ -54,6 +54,16 @@ _EXPORTS = {
     "train_classifier": "tamis.train.classifier",
     "SyntheticStudyConfig": "tamis.pipeline.synthetic",
     "run_synthetic_study": "tamis.pipeline.synthetic",
+    # CLEAR: confidence-based curation
+    "ConfidenceConfig": "tamis.signals.confidence",
+    "bsdetector_confidence": "tamis.signals.confidence",
+    "quality_baselines": "tamis.signals.quality_baselines",
+    "FilterRule": "tamis.curate.filter",
+    "auto_filter": "tamis.curate.filter",
+    "CorrectConfig": "tamis.curate.correct",
+    "auto_correct": "tamis.curate.correct",
+    "detection_metrics": "tamis.evaluate.detection",
+    "swap_responses": "tamis.evaluate.corruption",
     # post-editing studio
     "hter": "tamis.signals.edits",
     "edit_effort": "tamis.signals.edits",
