@@ -1,0 +1,131 @@
+"""The influence job: candidates + trusted seed set -> per-candidate influence scores, features, manifest.
+
+Steps: read both data sets; load the model and hook the tracked layers; fit (or reuse) K-FAC/EK-FAC
+factors on the candidates; featurise candidates (projected gradients, chunk-committed, resumable);
+precondition and project the seed gradients; score. The identity-Hessian (TracIn/LESS-style) scores
+are always written beside the chosen approximation, as the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tamis.io import read_dataset
+from tamis.manifest import Manifest
+from tamis.progress import progress
+from tamis.signals.influence.features import featurise, store_for
+from tamis.signals.influence.gradients import GradientConfig, load_tracked_model
+from tamis.signals.influence.kfac import STRATEGIES, Factors, fit_factors
+from tamis.signals.influence.projection import CountSketch
+from tamis.signals.influence.scores import influence_scores, per_batch, seed_batches, seed_features, summary_columns
+from tamis.store import Workspace, atomic_write_text, cache_key
+
+SIGN_NOTE = "positive = training on the candidate lowers the seed loss (g_seed^T H^-1 g_cand)"
+
+
+@dataclass
+class InfluenceConfig:
+    candidates: str
+    seed: str
+    model: str = "transformers:smollm2"
+    out: str | None = None
+    format: str | None = None
+    seed_format: str | None = None
+    hessian: str = "ekfac"  # identity | kfac | ekfac
+    damping: float | None = None  # None: 0.1 x mean eigenvalue per layer
+    projection_dim: int = 8192
+    projection_seed: int = 0
+    seed_batch_size: int = 2
+    factor_limit: int | None = None  # fit factors on at most this many candidates
+    limit: int | None = None
+    gradients: GradientConfig = field(default_factory=GradientConfig)
+
+
+@dataclass
+class InfluenceResult:
+    out_dir: Path
+    ids: list[str]
+    rows: list[dict[str, Any]]
+    batch_scores: np.ndarray
+    counts: dict[str, Any]
+
+
+def run_influence(config: InfluenceConfig, workspace: Workspace) -> InfluenceResult:
+    if config.hessian not in STRATEGIES:
+        raise ValueError(f"hessian must be one of {', '.join(STRATEGIES)}, got {config.hessian!r}")
+    out = Path(config.out) if config.out else workspace.run_dir(f"influence-{Path(config.candidates).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest("score influence", asdict(config) | {"workspace": str(workspace.root), "sign": SIGN_NOTE})
+    with manifest.stage("read"):
+        cands = read_dataset(config.candidates, format=config.format, quarantine=out / "quarantine.jsonl",
+                             limit=config.limit)
+        seeds = read_dataset(config.seed, format=config.seed_format or config.format,
+                             quarantine=out / "seed_quarantine.jsonl")
+    manifest.count(candidates=cands.n_kept, candidates_rejected=cands.n_rejected, seeds=seeds.n_kept,
+                   seeds_rejected=seeds.n_rejected)
+    with manifest.stage("load_model"):
+        tracked = load_tracked_model(config.model, workspace, config.gradients)
+    manifest.model("llm", tracked.identity)
+    manifest.count(tracked_layers=len(tracked.names), tracked_params=tracked.n_params)
+    enc_c = tracked.encode(cands.examples)
+    enc_s = tracked.encode(seeds.examples)
+    manifest.count(truncated=sum(e.truncated for e in enc_c) + sum(e.truncated for e in enc_s))
+    root = workspace.root / "influence"
+
+    factors = None
+    if config.hessian != "identity":
+        subset = enc_c[: config.factor_limit] if config.factor_limit else enc_c
+        key = cache_key(tracked.identity, tracked.config.to_dict(), config.hessian, [(e.id, e.ids) for e in subset])[:20]
+        path = root / "factors" / key
+        with manifest.stage("factors"):
+            factors = Factors.load(path)
+            manifest.count(factors_reused=factors is not None)
+            if factors is None:
+                passes = 2 if config.hessian == "ekfac" else 1
+                with progress(f"fitting {config.hessian} factors", passes * len(subset)) as advance:
+                    factors = fit_factors(tracked, subset, config.hessian, advance)
+                factors.save(path, {"model": tracked.identity, "gradients": tracked.config.to_dict(),
+                                    "strategy": config.hessian, "n_examples": len(subset)})
+        manifest.output("factors", path.with_suffix(".safetensors"))
+
+    projection = CountSketch(tracked.shapes, config.projection_dim, config.projection_seed)
+    store = store_for(root / "features", tracked, projection)
+    with manifest.stage("featurise"):
+        with progress("candidate gradients", len(enc_c)) as advance:
+            feats, computed = featurise(tracked, enc_c, projection, store, advance=advance)
+    manifest.count(features_computed=computed, features_reused=len(enc_c) - computed)
+    with manifest.stage("seeds"):
+        grads = tracked.gradients(enc_s)
+        seed_id = seed_features(grads, projection)
+        seed_h = seed_features(grads, projection, factors, config.damping) if factors is not None else seed_id
+    batches = seed_batches(len(enc_s), config.seed_batch_size)
+    scored = per_batch(influence_scores(feats, seed_h), batches)
+    baseline = per_batch(influence_scores(feats, seed_id), batches)
+
+    with manifest.stage("write"):
+        columns = {"id": [e.id for e in enc_c]} | {k: v.tolist() for k, v in summary_columns(scored).items()}
+        columns |= {k: v.tolist() for k, v in summary_columns(baseline, "tracin").items()}
+        columns["n_seed_batches"] = [len(batches)] * len(enc_c)
+        columns["influence_batches"] = scored.tolist()
+        rows = [dict(zip(columns, vals)) for vals in zip(*columns.values())]
+        pq.write_table(pa.table(columns), out / "influence.parquet")
+        np.save(out / "features.npy", feats)
+        np.save(out / "seed_features.npy", seed_h)
+        np.save(out / "influence_batches.npy", scored)
+        atomic_write_text(out / "ids.json", json.dumps([e.id for e in enc_c]) + "\n")
+        atomic_write_text(out / "config.json", json.dumps(
+            {"hessian": config.hessian, "damping": config.damping, "sign": SIGN_NOTE, "seed_batches":
+             [[enc_s[i].id for i in b] for b in batches], "projection": projection.config(),
+             "modules": tracked.names, "model": tracked.identity, "gradients": tracked.config.to_dict()}, indent=2) + "\n")
+    for name in ("influence.parquet", "features.npy", "seed_features.npy", "influence_batches.npy", "ids.json", "config.json"):
+        manifest.output(name.split(".")[0], out / name)
+    manifest.count(seed_batches=len(batches), positive_on_all=int((scored > 0).all(axis=1).sum()))
+    manifest.write(out / "manifest.json")
+    return InfluenceResult(out, [e.id for e in enc_c], rows, scored, manifest.data["counts"])
