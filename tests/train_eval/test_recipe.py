@@ -14,10 +14,10 @@ from tamis.pipeline.steps import StepContext, get_step
 
 def test_shipped_recipe_loads_with_paths_relative_to_it():
     recipe = load_recipe(Path(demo_data_path()).parent / "recipes" / "demo-study.yaml")
-    assert set(recipe.variants) == {"raw", "random-half"}
+    assert set(recipe.variants) == {"raw", "random-75", "likelihood-75"}
     assert recipe.path(recipe.data.train).resolve() == demo_data_path().resolve()
-    assert recipe.variants["random-half"].steps == [{"sample": {"fraction": 0.5}}]
-    assert recipe.variant_key("raw") != recipe.variant_key("random-half")
+    assert recipe.variants["random-75"].steps == [{"sample": {"fraction": 0.75}}]
+    assert recipe.variant_key("raw") != recipe.variant_key("random-75")
 
 
 def test_typos_are_reported_with_the_field_and_file(tmp_path):

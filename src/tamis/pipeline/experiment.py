@@ -106,9 +106,9 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
                 rows.append({"variant": variant, "group": v.group or variant, "x": v.x, "model": model, "seed": seed,
                              "n_train": len(examples), "metrics": result.summary["metrics"]})
     atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    report = write_experiment_report(recipe, rows, out_dir)
     manifest.count(variants=len(recipe.variants), models=len(recipe.models), seeds=len(recipe.seeds), runs=len(rows))
     manifest.output("results", out_dir / "results.jsonl")
-    manifest.output("report", report)
-    manifest.write(out_dir / "manifest.json")
+    manifest.output("report", out_dir / "report.html")
+    manifest.write(out_dir / "manifest.json")  # before the report, which shows it
+    report = write_experiment_report(recipe, rows, out_dir)
     return ExperimentResult(out_dir, rows, report)

@@ -73,6 +73,27 @@ def max_length_step(examples: list[Example], params: dict[str, Any], ctx: StepCo
     ]
 
 
+@register_step("likelihood_filter")
+def likelihood_filter_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """Drop the examples whose response is least likely under a model (per-token log-likelihood
+    below the ``quantile``, default 0.25): a cheap single-signal baseline for CLEAR's filter."""
+    from tamis.models import load_llm
+    from tamis.signals.likelihood import response_likelihood
+
+    llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
+    scores = {row["id"]: row["loglik_mean"] for row in response_likelihood(examples, llm)}
+    quantile = float(params.get("quantile", 0.25))
+    threshold = float(np.quantile(list(scores.values()), quantile)) if scores else 0.0
+    return [
+        Decision(ex.id, "keep", f"log-likelihood/token {scores[ex.id]:.3f} >= q{quantile:g} {threshold:.3f}",
+                 {"loglik_mean": scores[ex.id]}, step="likelihood_filter")
+        if scores.get(ex.id, threshold) >= threshold
+        else Decision(ex.id, "filter", f"log-likelihood/token {scores[ex.id]:.3f} < q{quantile:g} {threshold:.3f}",
+                      {"loglik_mean": scores[ex.id]}, step="likelihood_filter")
+        for ex in examples
+    ]
+
+
 def _register_optional_steps() -> None:
     """Steps provided by other areas register on import; a missing area simply has no steps."""
     import importlib

@@ -152,6 +152,10 @@ def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Pat
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    if not os.isatty(2):  # logs go to the manifest; a non-terminal gets no dict per step
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     resume = _latest_checkpoint(out_dir)
     with manifest.stage("train"):
         result = trainer.train(resume_from_checkpoint=resume)
