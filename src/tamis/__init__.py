@@ -39,7 +39,7 @@ _EXPORTS = {
     # measurements
     "response_likelihood": "tamis.signals.likelihood",
     "example_stats": "tamis.signals.stats",
-    "nearest_neighbours": "tamis.signals.neighbours",
+    "nearest_other": "tamis.signals.diversity",
     # synthetic data, diversity, agreement
     "load_task": "tamis.generate",
     "generate_labelled": "tamis.generate",

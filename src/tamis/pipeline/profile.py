@@ -22,7 +22,7 @@ from tamis.manifest import Manifest
 from tamis.models import DEFAULT_EMBEDDER, DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
 from tamis.signals.likelihood import response_likelihood
-from tamis.signals.neighbours import nearest_neighbours
+from tamis.signals.diversity import nearest_other
 from tamis.signals.stats import example_stats
 from tamis.store import Workspace, atomic_write_text
 
@@ -96,7 +96,7 @@ def run_profile(config: ProfileConfig, workspace: Workspace) -> ProfileResult:
         manifest.model("embedder", embedder.identity)
         with manifest.stage("embed"):
             vectors = embedder.embed([embedding_text(ex) for ex in examples])
-            nn_index, nn_sim = nearest_neighbours(vectors)
+            nn_index, nn_sim = nearest_other(vectors)
         for i, ex in enumerate(examples):
             if nn_index[i] >= 0:
                 rows[ex.id].update(nn_id=examples[nn_index[i]].id, nn_similarity=float(nn_sim[i]))
