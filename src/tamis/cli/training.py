@@ -53,6 +53,41 @@ def train_sft_command(
     out.print(f"saved {result.model_dir} (loss {loss:.4f}); evaluate it with: tamis eval {result.model_dir} DATA")
 
 
+@train_app.command("classifier")
+@friendly_errors
+def train_classifier_command(
+    data: Path = typer.Argument(..., help="Labelled data (text, label)."),
+    model: str = typer.Option("minilm", "--model", "-m", help="Encoder: 'minilm' (bundled), a folder or an HF id."),
+    test: Optional[Path] = typer.Option(None, help="A separate labelled test set [default: an eval split]."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/classifier-NAME]."),
+    format: Optional[str] = FormatOpt,
+    epochs: float = typer.Option(3.0, help="Training epochs."),
+    max_steps: Optional[int] = typer.Option(None, help="Cap on optimiser steps."),
+    batch_size: int = typer.Option(16, help="Batch size."),
+    learning_rate: float = typer.Option(1e-4, help="AdamW learning rate."),
+    eval_fraction: float = typer.Option(0.2, help="Held-out share when no --test is given (stratified)."),
+    seed: int = typer.Option(0, help="Seed for the split, initialisation and order."),
+    limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Fine-tune an encoder classifier; macro-F1 and accuracy with bootstrap 95% CIs."""
+    from tamis.io import read_dataset
+    from tamis.train.classifier import ClassifierConfig
+    from tamis.train.classifier_job import run_classifier_training
+
+    ws = workspace_from(workspace)
+    read = read_dataset(data, format=format, limit=limit)
+    out.print(read.summary())
+    test_examples = read_dataset(test, format=format).examples if test else None
+    config = ClassifierConfig(model=model, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                              learning_rate=learning_rate, seed=seed)
+    target = output or ws.run_dir(f"classifier-{Path(data).stem}")
+    summary = run_classifier_training(read.examples, config, target, test=test_examples, eval_fraction=eval_fraction)
+    for name, est in summary["metrics"].items():
+        out.print(f"{name}: {est['value']:.4f} [{est['ci_low']:.4f}, {est['ci_high']:.4f}] (n={summary['n_eval']})")
+    out.print(f"model saved in [bold]{target / 'model'}[/]")
+
+
 @app.command("eval")
 @friendly_errors
 def eval_command(

@@ -1,0 +1,62 @@
+"""The ``tamis train classifier`` job: split, fine-tune, evaluate with CIs, save, write a manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tamis.evaluate.bootstrap import bootstrap
+from tamis.manifest import Manifest
+from tamis.records import Example
+from tamis.store import atomic_write_text
+from tamis.train.classifier import ClassifierConfig, classification_metrics, evaluate_classifier, train_classifier
+
+
+def stratified_split(examples: list[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """A seeded split that keeps label proportions (falls back to a plain split for rare labels)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = [ex.label for ex in examples]
+    counts = {lab: labels.count(lab) for lab in set(labels)}
+    stratify = labels if min(counts.values()) >= 2 else None
+    train, test = train_test_split(examples, test_size=eval_fraction, random_state=seed, stratify=stratify)
+    return list(train), list(test)
+
+
+def run_classifier_training(examples: list[Example], config: ClassifierConfig, out_dir: str | Path, *,
+                            test: list[Example] | None = None, eval_fraction: float = 0.2,
+                            n_resamples: int = 1000) -> dict[str, Any]:
+    """Train on ``examples`` (minus an eval split unless ``test`` is given); metrics with bootstrap CIs."""
+    out_dir = Path(out_dir)
+    manifest = Manifest("train classifier", asdict(config) | {"eval_fraction": eval_fraction, "out": str(out_dir)})
+    if test is None:
+        examples, test = stratified_split(examples, eval_fraction, config.seed)
+    with manifest.stage("train"):
+        classifier = train_classifier(examples, config)
+    with manifest.stage("evaluate"):
+        result = evaluate_classifier(classifier, test)
+    gold = np.array([ex.label for ex in test], dtype=object)
+    predicted = np.array(result["predictions"], dtype=object)
+    cis = {
+        name: bootstrap(len(gold), lambda idx, name=name: classification_metrics(gold[idx], predicted[idx],
+                                                                                 classifier.labels)[name],
+                        n_resamples=n_resamples, seed=config.seed).to_dict()
+        for name in ("macro_f1", "accuracy")
+    }
+    classifier.save(out_dir / "model")
+    atomic_write_text(out_dir / "predictions.jsonl", "".join(
+        json.dumps({"id": ex.id, "label": ex.label, "prediction": p}, ensure_ascii=False) + "\n"
+        for ex, p in zip(test, result["predictions"])))
+    summary = {"labels": classifier.labels, "n_train": len(examples), "n_eval": len(test), "metrics": cis,
+               "final_loss": classifier.loss_history[-1] if classifier.loss_history else None}
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    manifest.count(train=len(examples), eval=len(test))
+    manifest.data["metrics"] = cis
+    manifest.output("model", out_dir / "model")
+    manifest.output("predictions", out_dir / "predictions.jsonl")
+    manifest.write(out_dir / "manifest.json")
+    return summary
