@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	# The CPU wheel of torch first: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps kronfluence==1.0.1 einops==0.8.2 einconv==0.1.0 opt-einsum==3.4.0  # influence tests; --no-deps: its torchvision pin has no CPU build here, and it runs without it
 	touch $(STAMP)
 
 install: $(STAMP)
