@@ -69,7 +69,9 @@ class Factors:
             lam = layer.eigenvalues(strategy)
             damp = HEURISTIC_DAMPING * float(lam.mean()) if damping is None else damping
             rotated = QG.T @ grad.double() @ QA  # type: ignore[union-attr]
-            out.append((QG @ (rotated / (lam + damp)) @ QA.T).to(grad.dtype))  # type: ignore[union-attr]
+            denom = lam + damp  # an all-zero layer (fresh LoRA A: its output gradient is 0) stays zero, not NaN
+            scaled = torch.where(denom > 0, rotated / denom.clamp(min=torch.finfo(torch.float64).tiny), 0.0)
+            out.append((QG @ scaled @ QA.T).to(grad.dtype))  # type: ignore[union-attr]
         return out
 
     def save(self, path: str | Path, config: dict[str, Any]) -> None:
