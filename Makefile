@@ -21,7 +21,7 @@ demo: install
 	$(VENV)/bin/tamis demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"

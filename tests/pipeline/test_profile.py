@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_writes_scored_data_manifest_and_summary(workspace, smollm2):
-    result = run_demo(workspace)
+    result = run_demo(workspace, study=False).profile
     out = result.out_dir
     assert result.counts["read"] == 40 and result.counts["rejected"] == 4 and result.counts["kept"] == 36
     rows = [json.loads(line) for line in (out / "scored.jsonl").read_text().splitlines()]
@@ -38,9 +38,14 @@ def test_demo_writes_scored_data_manifest_and_summary(workspace, smollm2):
     assert "Least likely responses" in (out / "summary.md").read_text()
 
 
-def test_cli_demo_runs_end_to_end(tmp_path, models_dir):
+def test_cli_demo_runs_the_main_job_end_to_end(tmp_path, models_dir):
+    """`tamis demo` as `make demo` runs it: profile, then curate -> fine-tune -> evaluate -> report."""
     runner = CliRunner()
     res = runner.invoke(app, ["demo", "--workspace", str(tmp_path / "ws")])
     assert res.exit_code == 0, res.output
     assert "kept 36" in res.output and "rejected 4" in res.output
-    assert (tmp_path / "ws" / "runs" / "demo" / "manifest.json").is_file()
+    demo = tmp_path / "ws" / "runs" / "demo"
+    assert (demo / "manifest.json").is_file()
+    study = json.loads((demo / "study" / "manifest.json").read_text())
+    assert study["counts"]["runs"] == 3
+    assert "Does curation pay off" in res.output and (demo / "study" / "report.html").is_file()

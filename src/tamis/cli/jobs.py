@@ -34,11 +34,27 @@ def profile(
 
 @app.command()
 @friendly_errors
-def demo(workspace: Optional[str] = WorkspaceOpt) -> None:
-    """The main job on embedded defaults: profile the bundled instruction set with the bundled models."""
+def demo(
+    study: bool = typer.Option(True, help="Also run the small curation study (fine-tune, evaluate, report)."),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """The main job on embedded defaults: profile the bundled data, then curate, fine-tune, evaluate, report."""
     from tamis.pipeline.demo import run_demo
 
-    _print_profile(run_demo(workspace_from(workspace)))
+    result = run_demo(workspace_from(workspace), study=study)
+    _print_profile(result.profile)
+    if result.study is not None:
+        from tamis.report.experiment import aggregate
+
+        rows = aggregate(result.study.rows)
+        metrics = list(result.study.rows[0]["metrics"]) if result.study.rows else []
+        table = Table("variant", "train examples", *(f"{m} [95% CI]" for m in metrics),
+                      title="Does curation pay off? (SmolLM2 + LoRA, held-out questions)")
+        for row in rows:
+            table.add_row(row["variant"], str(row["n_train"]),
+                          *(f"{row[m]:.3f} [{row[m + '_ci'][0]:.3f}, {row[m + '_ci'][1]:.3f}]" for m in metrics))
+        out.print(table)
+        out.print(f"study report: [bold]{result.study.report}[/]")
 
 
 def _print_profile(result: Any) -> None:
