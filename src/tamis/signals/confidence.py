@@ -23,13 +23,13 @@ Every sample and reflection is a cached model call, batched across all examples.
 from __future__ import annotations
 
 import re
-import string
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from tamis.evaluate.metrics import normalise_answer, token_f1
 from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnavailable
 from tamis.records import Example
 from tamis.signals.choices import choice_logprobs
@@ -86,25 +86,6 @@ class ConfidenceReport:
 
 
 # -- text helpers --------------------------------------------------------------------------------
-def normalise_answer(text: str) -> str:
-    """SQuAD-style: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def token_f1(a: str, b: str) -> float:
-    ta, tb = normalise_answer(a).split(), normalise_answer(b).split()
-    if not ta or not tb:
-        return float(ta == tb)
-    common = sum((Counter(ta) & Counter(tb)).values())
-    if common == 0:
-        return 0.0
-    p, r = common / len(ta), common / len(tb)
-    return 2 * p * r / (p + r)
-
-
 _ANSWER = re.compile(r"answer\s*[:：]\s*", re.IGNORECASE)
 
 
