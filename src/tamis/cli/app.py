@@ -49,7 +49,7 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (DataError, ModelError, FileNotFoundError) as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # never hard-wrap: logs get grepped
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
