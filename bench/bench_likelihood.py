@@ -33,6 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-batch-tokens", type=int, default=1024, help="padded tokens per batch (the CPU default)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the CI machine has 2 cores)")
     ap.add_argument("--model", default="transformers:smollm2")
     args = ap.parse_args()
@@ -40,12 +41,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     source, examples = load_examples(args.n)
-    llm = load_llm(f"{args.model}?batch_size={args.batch_size}", Workspace(), cache=False)
+    llm = load_llm(f"{args.model}?batch_size={args.batch_size}&max_batch_tokens={args.max_batch_tokens}", Workspace(), cache=False)
     prompts = [ex.prompt_messages for ex in examples]
     responses = [ex.response or "" for ex in examples]
     n_tokens = sum(len(c) + len(r) for c, r in (llm.scoring_ids(p, y) for p, y in zip(prompts, responses)))
     print(f"data: {source} ({len(examples)} examples, {n_tokens} tokens incl. prompts)")
-    print(f"model: {llm.identity} on {llm.device}, batch size {args.batch_size}, threads {torch.get_num_threads()}")
+    print(f"model: {llm.identity} on {llm.device}, batch size {args.batch_size}, <= {args.max_batch_tokens} padded tokens/batch, threads {torch.get_num_threads()}")
 
     llm.logprobs(prompts[:2], responses[:2])  # warm-up
     t0 = time.perf_counter()

@@ -86,7 +86,7 @@ def adapter_base_spec(adapter: str) -> ModelSpec:
 
 
 class TransformersLLM(LLM):
-    """A causal LM via transformers. Options: dtype, batch_size, sample_rows, device, revision, layers (keep the first N decoder layers), adapter (a PEFT adapter folder, merged at load;
+    """A causal LM via transformers. Options: dtype, batch_size, max_batch_tokens, sample_rows, device, revision, layers (keep the first N decoder layers), adapter (a PEFT adapter folder, merged at load;
     a spec naming an adapter folder directly loads it on its recorded base model)."""
 
     def __init__(self, spec: ModelSpec, workspace: Any = None):
@@ -96,6 +96,8 @@ class TransformersLLM(LLM):
         self.device = torch.device(spec.options.get("device") or best_device())
         self.dtype = _dtype(spec.options.get("dtype"), self.device)
         self.batch_size = int(spec.options.get("batch_size", 8))
+        # padded tokens per scoring batch; see _token_batches
+        self.max_batch_tokens = int(spec.options.get("max_batch_tokens", 32768 if self.device.type == "cuda" else 1024))
         # sampled sequences decoded together (prompts per batch = sample_rows // n)
         self.sample_rows = int(spec.options.get("sample_rows", 32))
         adapter = spec.options.get("adapter") or (spec.model if is_adapter_dir(spec.model) else None)
@@ -178,16 +180,15 @@ class TransformersLLM(LLM):
         order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
         results: list[ResponseLogprobs | None] = [None] * len(encoded)
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in self._token_batches(order, [len(c) + len(r) for c, r in encoded]):
             seqs = [encoded[i][0] + encoded[i][1] for i in batch]
             width = max(len(s) for s in seqs)
             ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
             for row, seq in enumerate(seqs):
                 ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            hidden = self._hidden_states(ids.to(self.device), mask.to(self.device))
+            # Right padding under causal attention: a real position only ever sees earlier, real
+            # positions, so no padding mask is needed, and without one SDPA keeps its fast causal path.
+            hidden = self._hidden_states(ids.to(self.device))
             for row, i in enumerate(batch):
                 context, target = encoded[i]
                 lo = len(context)
@@ -200,6 +201,19 @@ class TransformersLLM(LLM):
                 )
         return [r for r in results if r is not None]
 
+    def _token_batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Consecutive (length-sorted) batches of at most ``batch_size`` sequences and
+        ``max_batch_tokens`` padded tokens: on a CPU, big padded batches of long sequences run
+        slower than small ones (measured: 8 x long is 0.7x of one at a time), short ones gain."""
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < self.batch_size and \
+                    (len(batches[-1]) + 1) * max(lengths[j] for j in batches[-1] + [i]) <= self.max_batch_tokens:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
     def _split_head(self) -> bool:
         """Whether the LM head can be applied to response positions only (it is ~20% of a small
         model's compute and most of its memory at long prompts); not for models that post-process
@@ -207,10 +221,10 @@ class TransformersLLM(LLM):
         return (getattr(self.model.config, "final_logit_softcapping", None) is None
                 and self.model.get_output_embeddings() is not None)
 
-    def _hidden_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         if self._split_head():
-            return self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return self.model(input_ids=ids, attention_mask=mask).logits
+            return self.model.base_model(input_ids=ids).last_hidden_state
+        return self.model(input_ids=ids).logits
 
     def _logits(self, hidden: torch.Tensor, row: int, lo: int, hi: int) -> torch.Tensor:
         if self._split_head():
