@@ -151,7 +151,11 @@ def next_assignment(db: Session, project: Project, user: User) -> Assignment | N
             return None
         used = set(db.scalars(select(Assignment.slot).where(Assignment.item_id == item.id,
                                                             Assignment.slot.is_not(None))))
-        slot = min(s for s in range(project.overlap) if s not in used)
+        free = [s for s in range(project.overlap) if s not in used]
+        if not free:  # the last slot went between our two reads (READ COMMITTED): look again
+            db.rollback()
+            continue
+        slot = free[0]
         assignment = Assignment(item_id=item.id, user_id=user.id, project_id=project.id, slot=slot)
         db.add(assignment)
         try:
