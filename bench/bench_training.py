@@ -44,7 +44,13 @@ def main() -> None:
     ws = Workspace()
     data = examples(args.n)
 
-    print(f"== SFT: {len(data)} examples, {args.steps} steps, batch {args.batch_size}, max_length {args.max_length}")
+    llm = load_llm("transformers:smollm2", ws, cache=False)
+    texts = [llm.apply_chat_template([m.to_dict() for m in ex.messages], add_generation_prompt=False) for ex in data]
+    lengths = [min(len(llm.tokenizer(t, add_special_tokens=False)["input_ids"]), args.max_length) for t in texts]
+    seen = args.steps * args.batch_size  # examples the optimiser sees (cycling through the data)
+    tokens = sum(lengths[i % len(data)] for i in range(seen))
+    print(f"== SFT: {len(data)} examples, {args.steps} steps, batch {args.batch_size}, max_length {args.max_length}: "
+          f"{tokens} training tokens (prompt + response, template included)")
     rates = {}
     for name, lora in (("LoRA r=8", True), ("full", False)):
         with tempfile.TemporaryDirectory() as tmp:
@@ -53,15 +59,13 @@ def main() -> None:
             t0 = time.perf_counter()
             result = train_sft(data, settings, tmp, ws)
             seconds = time.perf_counter() - t0
-        tokens = result.metrics.get("num_tokens") or 0
         runtime = result.metrics.get("train_runtime", seconds)
-        rates[name] = tokens / runtime if tokens else args.steps * args.batch_size / runtime
-        unit = "tokens/s" if tokens else "examples/s"
-        print(f"{name:<10} train_runtime {runtime:7.1f}s  {rates[name]:8.1f} {unit}  (wall incl. load/save {seconds:.1f}s)")
+        rates[name] = tokens / runtime
+        print(f"{name:<10} train_runtime {runtime:7.1f}s  {rates[name]:8.1f} tokens/s  "
+              f"{seen / runtime:5.2f} examples/s  (wall incl. load/save {seconds:.1f}s)")
     print(f"LoRA / full throughput: {rates['LoRA r=8'] / rates['full']:.2f}x")
 
     print(f"== eval generation: {args.eval_n} prompts, greedy, {args.max_tokens} new tokens")
-    llm = load_llm("transformers:smollm2", ws, cache=False)
     prompts = [ex.prompt_messages for ex in examples(args.eval_n)]
     params = GenerationParams(max_tokens=args.max_tokens)
     llm.generate(prompts[:1], params)  # warm-up

@@ -13,6 +13,7 @@ Runs ``tamis score confidence`` then ``tamis evaluate-detector`` on each.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import subprocess
 import sys
@@ -43,6 +44,18 @@ def build(n: int, out: Path, seed: int = 0) -> dict[str, tuple[Path, list[str]]]
                              ["--flag", "status", "--good", "ok"] + [x for b in BAD_STATUS for x in ("--bad", b)])}
 
 
+def markdown(detection: Path) -> str:
+    """The detection table as docs/CLEAR.md shows it: AUROC and AUPRC with 95% CIs, filter P/R."""
+    rows = json.loads(detection.read_text())
+    fmt = lambda e: f"{e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"  # noqa: E731
+    lines = ["| signal | AUROC [95% CI] | AUPRC [95% CI] | median filter precision / recall |", "|---|---|---|---|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {fmt(r['auroc'])} | {fmt(r['auprc'])} | "
+                     f"{r['precision']['value']:.2f} / {r['recall']['value']:.2f} |")
+    first = next(iter(rows.values()))
+    return f"n = {first['n']}, bad = {first['n_bad']}\n\n" + "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=60)
@@ -63,6 +76,7 @@ def main() -> None:
                        check=True)
         subprocess.run(tamis + ["evaluate-detector", str(path), "--scores", str(run), "--out",
                                 str(args.out / f"eval-{name}")] + flag, check=True)
+        print(f"\n{name}: " + markdown(args.out / f"eval-{name}" / "detection.json"))
 
 
 if __name__ == "__main__":

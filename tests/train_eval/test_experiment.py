@@ -26,7 +26,7 @@ variants:
   random-20: {{steps: [{{sample: {{n: 20}}}}], group: random, x: 20}}
 models: [transformers:smollm2]
 train: {{max_steps: 1, batch_size: 4, eval_fraction: 0.0, max_length: 64}}
-eval: {{metrics: [accuracy], max_tokens: 8, limit: 3, n_resamples: 50}}
+eval: {{metrics: [accuracy], max_tokens: 8, limit: 3, n_resamples: 50, pairwise: {{baseline: raw}}}}
 """)
     recipe = load_recipe(recipe_file)
     first = run_experiment(recipe, workspace, tmp_path / "out")
@@ -36,7 +36,12 @@ eval: {{metrics: [accuracy], max_tokens: 8, limit: 3, n_resamples: 50}}
     assert len(decisions) == 36 and all(d["reason"] for d in decisions)
     dropped = (tmp_path / "out/variants/likelihood-50/dropped.jsonl").read_text().splitlines()
     assert len(dropped) == 18
+    assert "win_rate" not in first.rows[0]["metrics"]  # the baseline is not judged against itself
+    for row in first.rows[1:]:
+        win = row["metrics"]["win_rate"]
+        assert win["wins"] + win["ties"] + win["losses"] == 3 and win["versus"].endswith("raw/transformers_smollm2/seed0/eval")
     html = first.report.read_text()
+    assert "win_rate" in html and "0.5 is parity" in html
     assert "accuracy" in html and "accuracy_curve.png" in html and (tmp_path / "out/accuracy.png").is_file()
 
     again = run_experiment(recipe, workspace, tmp_path / "out")

@@ -26,7 +26,7 @@ def test_typos_are_reported_with_the_field_and_file(tmp_path):
     with pytest.raises(DataError, match=r"r\.yaml: trian: Extra inputs"):
         load_recipe(bad)
     bad.write_text("name: x\ndata: {train: a.jsonl}\nvariants: {raw: []}\n")
-    with pytest.raises(DataError, match="data.test: Field required"):
+    with pytest.raises(DataError, match="data: test: required"):
         load_recipe(bad)
 
 

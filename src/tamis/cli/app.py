@@ -74,3 +74,16 @@ def main(
     """tamis: generate, measure, decide, fine-tune and evaluate: data curation you can prove."""
 
 
+
+
+def print_results(rows: list[dict[str, Any]], title: str) -> None:
+    """A study's results table (variants x models, every metric with its CI), as the report shows it."""
+    from rich.table import Table
+
+    from tamis.report.experiment import aggregate, display_rows, metric_names
+
+    display = display_rows(aggregate(rows), metric_names(rows))
+    table = Table(*(display[0] if display else ["variant"]), title=title)
+    for row in display:
+        table.add_row(*row.values())
+    out.print(table)

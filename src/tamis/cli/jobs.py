@@ -44,16 +44,9 @@ def demo(
     result = run_demo(workspace_from(workspace), study=study)
     _print_profile(result.profile)
     if result.study is not None:
-        from tamis.report.experiment import aggregate
+        from tamis.cli.app import print_results
 
-        rows = aggregate(result.study.rows)
-        metrics = list(result.study.rows[0]["metrics"]) if result.study.rows else []
-        table = Table("variant", "train examples", *(f"{m} [95% CI]" for m in metrics),
-                      title="Does curation pay off? (SmolLM2 + LoRA, held-out questions)")
-        for row in rows:
-            table.add_row(row["variant"], str(row["n_train"]),
-                          *(f"{row[m]:.3f} [{row[m + '_ci'][0]:.3f}, {row[m + '_ci'][1]:.3f}]" for m in metrics))
-        out.print(table)
+        print_results(result.study.rows, "Does curation pay off? (SmolLM2 + LoRA, held-out questions, 95% CI)")
         out.print(f"study report: [bold]{result.study.report}[/]")
 
 

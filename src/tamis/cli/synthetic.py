@@ -259,8 +259,12 @@ def experiment_synthetic(
         out=str(output) if output else None, n_per_label=n_per_label, test_size=test_size,
         seeds=tuple(int(s) for s in seeds.split(",") if s.strip()), generator=generator, embedder=embedder,
         classifier=ClassifierConfig(model=classifier, epochs=epochs, max_steps=max_steps, max_length=64))
-    result = run_synthetic_study(config, workspace_from(workspace))
-    table = Table(title=f"{task}: macro-F1 / accuracy over {len(config.seeds)} seed(s)")
+    print_synthetic_result(run_synthetic_study(config, workspace_from(workspace)), config)
+
+
+def print_synthetic_result(result, config) -> None:
+    """The synthetic study's table (mean ± sd over seeds), agreement fits and where its outputs are."""
+    table = Table(title=f"{config.task}: macro-F1 / accuracy over {len(config.seeds)} seed(s)")
     for col in ("set", "n", "macro-F1", "accuracy", "Remote Clique", "Chamfer"):
         table.add_column(col, justify="right")
     for r in result.table:

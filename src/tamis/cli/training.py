@@ -102,42 +102,81 @@ def eval_command(
     ratings: Optional[Path] = typer.Option(None, help="Human ratings file (id, score[, rater]) to join in."),
     limit: Optional[int] = typer.Option(None, help="Evaluate at most this many rows."),
     seed: int = typer.Option(0, help="Seed for generation and the bootstrap."),
+    versus: Optional[str] = typer.Option(
+        None, help="Compare with a second model (spec or adapter folder) or an earlier `tamis eval` output "
+                   "folder: an LLM judge picks the better output of each example, both orders, ties allowed."),
+    judge: Optional[str] = typer.Option(None, help="The pairwise judge's model spec [default: the bundled model]."),
+    judge_k: int = typer.Option(0, help="Sampled verdicts per order for each verdict's confidence (0: "
+                                        "the judge's letter probabilities only)."),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate on a test set (batched, cached) and score it, with bootstrap 95% CIs."""
     from tamis.evaluate.run import EvalSettings, format_estimate, run_eval
     from tamis.models.base import ModelSpec
 
-    spec = model if ":" in model and not Path(model).exists() else f"transformers:{model}"
+    spec = _model_or_folder(model)
     ModelSpec.parse(spec)
     settings = EvalSettings(model=spec, data=str(data), out=str(output) if output else None, format=format,
                             metrics=tuple(metric) if metric else None, max_tokens=max_tokens,
-                            ratings=str(ratings) if ratings else None, limit=limit, seed=seed)
+                            ratings=str(ratings) if ratings else None, limit=limit, seed=seed,
+                            versus=_model_or_folder(versus), judge=_model_or_folder(judge), judge_k=judge_k)
     result = run_eval(settings, workspace_from(workspace))
     table = Table("metric", "value [95% CI]", title=f"{result.summary['n']} examples, {result.summary['model']}")
     for name, est in result.summary["metrics"].items():
         table.add_row(name, format_estimate(est))
     out.print(table)
+    pairwise = result.summary["metrics"].get("win_rate")
+    if pairwise:
+        out.print(f"win rate vs {pairwise['versus']}: {format_estimate(pairwise)} ({pairwise['wins']} wins, "
+                  f"{pairwise['ties']} ties, {pairwise['losses']} losses; judge {pairwise['judge']}; "
+                  f"{pairwise['inconsistent_orders']} verdicts changed with the order)")
     out.print(f"per-example outputs in [bold]{result.out_dir / 'outputs.jsonl'}[/]")
+
+
+def _model_or_folder(value: str | None) -> str | None:
+    """A model spec as given; an existing folder that is not an eval's output -> transformers:FOLDER."""
+    if value is None or (":" in value and not Path(value).exists()):
+        return value
+    if (Path(value) / "outputs.jsonl").is_file():
+        return value
+    return f"transformers:{value}"
 
 
 @experiment_app.command("run")
 @friendly_errors
 def experiment_run(
-    recipe: Path = typer.Argument(..., help="YAML recipe: data variants x models x seeds, training, evaluation."),
+    recipe: str = typer.Argument(..., help="A shipped recipe's name (see `tamis experiment recipes`) or a YAML "
+                                          "recipe file: data variants x models x seeds, training, evaluation."),
+    overrides: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a recipe field before validation, KEY.PATH=VALUE (a YAML value); repeatable, "
+                            "e.g. --set train.max_steps=1 --set data.limit=20 --set eval.limit=5."),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/experiment-NAME]."),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Run a study from a recipe (resumes when interrupted) and write an HTML report."""
-    from tamis.pipeline.experiment import run_experiment
-    from tamis.pipeline.recipe import load_recipe
-    from tamis.report.experiment import aggregate
+    from tamis.cli.app import print_results
+    from tamis.pipeline.experiment import run_study
+    from tamis.pipeline.recipe import SyntheticRecipe, load_recipe
 
-    result = run_experiment(load_recipe(recipe), workspace_from(workspace), output)
-    rows = aggregate(result.rows)
-    metrics = [k for k in result.rows[0]["metrics"]] if result.rows else []
-    table = Table("variant", "model", "n", *metrics, title="results (mean over seeds)")
-    for row in rows:
-        table.add_row(row["variant"], row["model"], str(row["n_train"]), *(f"{row[m]:.3f}" for m in metrics))
-    out.print(table)
+    loaded = load_recipe(recipe, overrides or ())
+    result = run_study(loaded, workspace_from(workspace), output)
+    if isinstance(loaded, SyntheticRecipe):
+        from tamis.cli.synthetic import print_synthetic_result
+
+        print_synthetic_result(result, loaded.study_config())
+        return
+    print_results(result.rows, "results (mean over seeds, bootstrap 95% CI)")
     out.print(f"report: [bold]{result.report}[/]")
+
+
+@experiment_app.command("recipes")
+@friendly_errors
+def experiment_recipes() -> None:
+    """List the shipped recipes: run one with `tamis experiment run NAME`."""
+    from tamis.pipeline.recipe import load_recipe, shipped_recipes
+
+    table = Table("recipe", "study", "what it compares", title="shipped recipes (src/tamis/data/recipes)")
+    for name, path in shipped_recipes().items():
+        loaded = load_recipe(path)
+        table.add_row(name, getattr(loaded, "study", "variants"), " ".join(loaded.description.split()))
+    out.print(table)

@@ -17,7 +17,6 @@ answer is better; otherwise the example stays filtered.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from tamis.curate.decisions import Decision
-from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnavailable
+from tamis.models.base import LLM, GenerationParams
 from tamis.records import Example
-from tamis.signals.choices import choice_logprobs
-from tamis.signals.confidence import clip
+from tamis.signals.pairwise import JudgeConfig, instruction_text, judge_pairs
 
 JUDGE_PAIR_PROMPT = (
     "Instruction: {question}\n\nResponse (A): {first}\n\nResponse (B): {second}\n\n"
@@ -50,18 +48,6 @@ class CorrectConfig:
     judge_prompt: str = JUDGE_PAIR_PROMPT
 
 
-def _letter(text: str) -> str | None:
-    found = re.findall(r"\(?\b([AB])\b\)?", text.strip()[:40])
-    return found[0] if found else None
-
-
-def _pair_prompts(question: str, original: str, candidate: str, cfg: CorrectConfig) -> list[ChatMessages]:
-    """[candidate second (B), candidate first (A)]."""
-    orig, cand = clip(original, cfg.max_chars)[0] or "(empty)", clip(candidate, cfg.max_chars)[0] or "(empty)"
-    return [[{"role": "user", "content": cfg.judge_prompt.format(question=question, first=orig, second=cand)}],
-            [{"role": "user", "content": cfg.judge_prompt.format(question=question, first=cand, second=orig)}]]
-
-
 def auto_correct(examples: list[Example], filter_decisions: list[Decision], answer_llm: LLM, judge_llm: LLM,
                  cfg: CorrectConfig | None = None) -> tuple[list[Decision], dict[str, int]]:
     """One decision per example: keep (filter kept it), correct, review or filter, with reasons."""
@@ -71,46 +57,26 @@ def auto_correct(examples: list[Example], filter_decisions: list[Decision], answ
     counts: Counter[str] = Counter(candidates=len(todo))
     candidates = [c[0] for c in answer_llm.generate([ex.prompt_messages for ex in todo],
                                                     GenerationParams(max_tokens=cfg.max_tokens, seed=cfg.seed))]
-    questions = ["\n\n".join(m["content"] for m in ex.prompt_messages if m["role"] != "system") for ex in todo]
-    prompts = [p for ex, q, c in zip(todo, questions, candidates) for p in _pair_prompts(q, ex.response or "", c, cfg)]
-    # which letter names the candidate in each prompt: B in the first order, A in the second
-    cand_letter = np.array([1, 0] * len(todo))
-    sampled = judge_llm.generate(prompts, GenerationParams(n=cfg.k, temperature=cfg.temperature, max_tokens=8,
-                                                           seed=cfg.seed)) if todo else []
-    try:
-        lp = choice_logprobs(judge_llm, prompts, ["A", "B"])
-        p = np.exp(lp - lp.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        certainty = p[np.arange(len(prompts)), cand_letter]
-        counts["verdict_logprobs"] = len(prompts)
-    except LogprobsUnavailable:
-        greedy = judge_llm.generate(prompts, GenerationParams(max_tokens=8))
-        letters = [_letter(g[0]) for g in greedy]
-        counts["verdict_unparsed"] += sum(x is None for x in letters)
-        certainty = np.array([np.nan if x is None else float(x == "AB"[c]) for x, c in zip(letters, cand_letter)])
+    questions = [instruction_text(ex.prompt_messages) for ex in todo]
+    judge_cfg = JudgeConfig(prompt=cfg.judge_prompt, ties=False, k=cfg.k, beta=cfg.beta,
+                            temperature=cfg.temperature, max_chars=cfg.max_chars, seed=cfg.seed)
+    # the original target is response (a), the candidate (b); both orders are asked
+    judgements, judge_counts = judge_pairs(judge_llm, questions, [ex.response or "" for ex in todo], candidates,
+                                           judge_cfg)
+    counts.update({k: v for k, v in judge_counts.items() if k.startswith("verdict")})
     results: dict[str, Decision] = {}
-    for i, (ex, candidate) in enumerate(zip(todo, candidates)):
-        votes, unparsed = [], 0
-        for j in (2 * i, 2 * i + 1):
-            for text in sampled[j]:
-                letter = _letter(text)
-                if letter is None:
-                    unparsed += 1
-                else:
-                    votes.append(float(letter == "AB"[cand_letter[j]]))
-        counts["verdict_samples_unparsed"] += unparsed
-        o = float(np.mean(votes)) if votes else float("nan")
-        s_vals = certainty[2 * i:2 * i + 2]
-        s = float(np.nanmean(s_vals)) if np.isfinite(s_vals).any() else float("nan")
-        parts = [(cfg.beta, o), (1 - cfg.beta, s)]
-        weight = sum(w for w, v in parts if np.isfinite(v))
-        conf = sum(w * v for w, v in parts if np.isfinite(v)) / weight if weight else float("nan")
+    for ex, candidate, judged in zip(todo, candidates, judgements):
+        conf = judged.confidence("b", cfg.beta)
+        o, s = float(judged.votes[1]), float(judged.probs[1])
         scores: dict[str, Any] = dict(by_id[ex.id].scores) | {
-            "judge_confidence": conf, "judge_agreement": o, "judge_certainty": s, "verdicts_unparsed": unparsed,
-            "candidate": candidate}
+            "judge_confidence": conf, "judge_agreement": o, "judge_certainty": s,
+            "verdicts_unparsed": judged.unparsed, "candidate": candidate}
         corrected = ex.prompt_messages + [{"role": "assistant", "content": candidate}]
         if not candidate.strip():
             results[ex.id] = Decision(ex.id, "filter", "answer model gave an empty candidate", scores, "auto-correct")
+        elif judged.identical:
+            results[ex.id] = Decision(ex.id, "filter", "the candidate is the target itself; not replaced", scores,
+                                      "auto-correct")
         elif np.isfinite(conf) and conf > cfg.eta:
             results[ex.id] = Decision(ex.id, "correct", f"judge confidence {conf:.3f} > eta {cfg.eta:g} that the "
                                       "candidate beats the target", scores, "auto-correct", corrected)

@@ -1,20 +1,30 @@
 """Recipe steps backed by tamis's curation methods (registered into tamis.pipeline.steps).
 
 - ``confidence_filter``: CLEAR's Auto-Filter on BSDetector confidence from the model to be tuned;
+- ``auto_correct``: CLEAR's Auto-Correct: the same filter, then an answer model answers each filtered
+  prompt and a judge (both orders) decides whether the answer replaces the target;
 - ``influence_select``: G-DIG selection by gradient influence on a trusted seed set.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from tamis.curate.decisions import Decision
+from tamis.curate.decisions import Decision, action_counts
 from tamis.curate.filter import FilterRule, auto_filter
-from tamis.pipeline.steps import StepContext, register_step
+from tamis.pipeline.steps import StepContext, check_params, register_step
 from tamis.records import Example
+from tamis.store import atomic_write_text
 
-_CONFIDENCE_KEYS = ("k", "temperature", "max_tokens", "alpha", "beta", "similarity", "reflection")
+_CONFIDENCE_KEYS = ("k", "temperature", "max_tokens", "alpha", "beta", "similarity", "reflection", "embedder",
+                    "max_prompt_chars", "max_response_chars")
 _RULE_KEYS = ("threshold", "quantile", "keep_fraction")
+_FILTER_KEYS = ("model",) + _CONFIDENCE_KEYS + _RULE_KEYS
+# auto_correct's own parameters -> tamis.curate.correct.CorrectConfig fields
+_CORRECT_KEYS = {"eta": "eta", "review_above": "review_above", "judge_k": "k", "judge_beta": "beta",
+                 "judge_temperature": "temperature", "answer_max_tokens": "max_tokens", "judge_max_chars": "max_chars"}
 
 
 @register_step("confidence_filter")
@@ -23,6 +33,7 @@ def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     from tamis.models import load_embedder, load_llm
     from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
 
+    check_params("confidence_filter", params, _FILTER_KEYS)
     cfg = ConfidenceConfig(**{k: params[k] for k in _CONFIDENCE_KEYS if k in params}, seed=ctx.seed)
     llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
     embedder = load_embedder(cfg.embedder, ctx.workspace) if cfg.similarity == "embedding" else None
@@ -33,23 +44,81 @@ def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     return decisions
 
 
+@register_step("auto_correct")
+def auto_correct_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """CLEAR's Auto-Correct: filter by confidence (the ``confidence_filter`` parameters), then
+    ``answer_model`` answers every filtered prompt and ``judge_model`` compares that answer with the
+    target in both orders; the answer replaces the target when the judge's confidence exceeds ``eta``
+    (``judge_k`` sampled verdicts per order), else the example stays filtered. Both models default to
+    ``model`` (the bundled SmolLM2)."""
+    from tamis.curate.correct import CorrectConfig, auto_correct
+    from tamis.models import load_llm
+
+    check_params("auto_correct", params, _FILTER_KEYS + ("answer_model", "judge_model") + tuple(_CORRECT_KEYS))
+    filtered = confidence_filter_step(examples, {k: v for k, v in params.items() if k in _FILTER_KEYS}, ctx)
+    model = params.get("model", "transformers:smollm2")
+    answer_spec, judge_spec = params.get("answer_model", model), params.get("judge_model", model)
+    answer = load_llm(answer_spec, ctx.workspace)
+    judge = answer if judge_spec == answer_spec else load_llm(judge_spec, ctx.workspace)
+    cfg = CorrectConfig(**{field: params[key] for key, field in _CORRECT_KEYS.items() if key in params}, seed=ctx.seed)
+    decisions, counts = auto_correct(examples, filtered, answer, judge, cfg)
+    for d in decisions:
+        d.step = d.step if d.step == "confidence_filter" else "auto_correct"
+    atomic_write_text(ctx.out_dir / "counts.json", json.dumps(counts | {"actions": action_counts(decisions)},
+                                                              indent=2) + "\n")
+    return decisions
+
+
 @register_step("influence_select")
 def influence_select_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
-    """Score candidates by influence on ``seed`` (a data file) and select with G-DIG's rule + diversity."""
+    """Score candidates by influence on ``seed`` (a data reference: a file, data-root:REL or split:NAME)
+    and select with G-DIG's quality rule + diversity (``rule``, ``top_k``, ``budget``, ``clusters``;
+    K-means is seeded by the study's seed). ``gradients`` takes GradientConfig fields."""
     import numpy as np
 
     from tamis.curate.select import SelectionConfig, select
+    from tamis.io import DataError
+    from tamis.signals.influence.gradients import GradientConfig
+    from tamis.signals.influence.run import InfluenceConfig
+
+    influence_keys = set(InfluenceConfig.__dataclass_fields__) - {"candidates", "seed", "out"}
+    selection_keys = set(SelectionConfig.__dataclass_fields__) - {"seed"}
+    check_params("influence_select", params, influence_keys | selection_keys | {"seed"})
+    if "seed" not in params:
+        raise DataError("recipe step 'influence_select' needs seed: the trusted seed set (a file, data-root:REL "
+                        "or split:NAME)")
+    seed_path = ctx.path(params["seed"])
+    options = {k: v for k, v in params.items() if k in influence_keys}
+    if isinstance(options.get("gradients"), dict):
+        options["gradients"] = GradientConfig(**options["gradients"])
+    result = _shared_influence(examples, seed_path, options, ctx)
+    features = np.load(result / "features.npy")
+    ids = json.loads((result / "ids.json").read_text())
+    sel = SelectionConfig(**{k: v for k, v in params.items() if k in selection_keys}, seed=ctx.seed)
+    return select(ids, np.load(result / "influence_batches.npy"), features, sel)
+
+
+def _shared_influence(examples: list[Example], seed_path: Path, options: dict[str, Any], ctx: StepContext) -> Path:
+    """The influence run for these candidates, seed set and settings, shared by every variant that asks
+    for it (a study's budgets and selection rules differ only after scoring): computed once into
+    ``WORKSPACE/influence/scored/<key>``; the step's folder records which run it used."""
+    from dataclasses import asdict, is_dataclass
+
     from tamis.io import read_dataset, write_dataset
     from tamis.signals.influence.run import InfluenceConfig, run_influence
+    from tamis.store import cache_key
+    from tamis.train.sft import data_fingerprint
 
-    candidates = ctx.out_dir / "candidates.jsonl"
+    seeds = read_dataset(seed_path).examples
+    key = cache_key("influence_select", data_fingerprint(examples), data_fingerprint(seeds),
+                    {k: asdict(v) if is_dataclass(v) else v for k, v in sorted(options.items())})[:20]
+    out = ctx.workspace.root / "influence" / "scored" / key
+    atomic_write_text(ctx.out_dir / "influence-run.txt", f"{out}\n")
+    if all((out / name).is_file() for name in ("manifest.json", "features.npy", "ids.json", "influence_batches.npy")):
+        return out
+    candidates, seed_file = out / "candidates.jsonl", out / "seed.jsonl"
     write_dataset(examples, candidates)
-    influence_keys = set(InfluenceConfig.__dataclass_fields__) - {"candidates", "seed", "out"}
-    config = InfluenceConfig(candidates=str(candidates), seed=str(read_dataset(params["seed"]).source),
-                             out=str(ctx.out_dir / "influence"),
-                             **{k: v for k, v in params.items() if k in influence_keys})
-    result = run_influence(config, ctx.workspace)
-    features = np.load(result.out_dir / "features.npy")
-    selection_keys = set(SelectionConfig.__dataclass_fields__)
-    sel = SelectionConfig(**{k: v for k, v in params.items() if k in selection_keys})
-    return select(result.ids, result.batch_scores, features, sel)
+    write_dataset(seeds, seed_file)
+    run_influence(InfluenceConfig(candidates=str(candidates), seed=str(seed_file), out=str(out), **options),
+                  ctx.workspace)
+    return out

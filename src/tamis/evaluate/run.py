@@ -2,7 +2,9 @@
 
 Writes per-example outputs and scores (``outputs.jsonl``), a summary with bootstrap CIs
 (``summary.json``) and a manifest. Human ratings from a file (id, score[, rater]) are joined in and
-summarised the same way.
+summarised the same way. With ``versus`` (a second model, or the folder of an earlier evaluation) an
+LLM judge compares the two outputs of every example in both orders (``signals/pairwise.py``): the
+win rate (win 1, tie 0.5, loss 0) gets a bootstrap CI, every verdict a confidence.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class EvalSettings:
     seed: int = 0
     ratings: str | None = None
     limit: int | None = None
+    versus: str | None = None  # a model spec, or an earlier eval's output folder: judged pairwise
+    judge: str | None = None  # the pairwise judge [default: the bundled model]
+    judge_k: int = 0  # sampled verdicts per order for the verdict confidence (0: probabilities only)
 
 
 @dataclass
@@ -104,6 +109,9 @@ def run_eval(settings: EvalSettings, workspace: Workspace) -> EvalResult:
         rated = [row["human"]["mean"] for row in rows if "human" in row]
         summary["human_rating"] = mean_ci(rated, n_resamples=settings.n_resamples, seed=settings.seed).to_dict()
         manifest.count(rated=len(rated), unmatched_ratings=len(set(ratings) - {r["id"] for r in rows}))
+    if settings.versus:
+        with manifest.stage("pairwise"):
+            summary["win_rate"] = _pairwise(settings, workspace, examples, predictions, rows, manifest)
     result_summary = {"model": llm.identity, "data": settings.data, "n": len(rows), "metrics": summary}
     atomic_write_text(out / "outputs.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     atomic_write_text(out / "summary.json", json.dumps(result_summary, indent=2, ensure_ascii=False) + "\n")
@@ -112,6 +120,50 @@ def run_eval(settings: EvalSettings, workspace: Workspace) -> EvalResult:
     manifest.output("summary", out / "summary.json")
     manifest.write(out / "manifest.json")
     return EvalResult(out, result_summary, rows)
+
+
+def _versus_outputs(settings: EvalSettings, workspace: Workspace, examples: list[Example],
+                    manifest: Manifest) -> tuple[str, list[str]]:
+    """(name, outputs) of the comparison: read from an earlier evaluation's folder, or generated."""
+    folder = Path(settings.versus)  # type: ignore[arg-type]
+    if (folder / "outputs.jsonl").is_file():
+        earlier = {r["id"]: r["prediction"] for r in map(json.loads, open(folder / "outputs.jsonl", encoding="utf-8"))}
+        missing = [ex.id for ex in examples if ex.id not in earlier]
+        if missing:
+            raise DataError(f"{folder / 'outputs.jsonl'}: no output for {len(missing)} test example(s), e.g. "
+                            f"{missing[:3]}; evaluate the same test set there")
+        return str(folder), [earlier[ex.id] for ex in examples]
+    other = load_llm(settings.versus, workspace)  # type: ignore[arg-type]
+    manifest.model("versus", other.identity)
+    params = GenerationParams(n=1, temperature=0.0, max_tokens=settings.max_tokens, seed=settings.seed)
+    return other.identity, [o[0].strip() for o in other.generate([ex.prompt_messages for ex in examples], params)]
+
+
+def _pairwise(settings: EvalSettings, workspace: Workspace, examples: list[Example], predictions: list[str],
+              rows: list[dict[str, Any]], manifest: Manifest) -> dict[str, Any]:
+    """Judge this model's outputs (a) against the comparison's (b); per-row verdicts, the win rate with CI."""
+    from tamis.models import DEFAULT_LLM
+    from tamis.signals.pairwise import JudgeConfig, instruction_text, judge_pairs
+
+    name, theirs = _versus_outputs(settings, workspace, examples, manifest)
+    judge = load_llm(settings.judge or DEFAULT_LLM, workspace)
+    manifest.model("judge", judge.identity)
+    cfg = JudgeConfig(k=settings.judge_k, seed=settings.seed)
+    judged, counts = judge_pairs(judge, [instruction_text(ex.prompt_messages) for ex in examples], predictions,
+                                 theirs, cfg)
+    points = {"a": 1.0, "b": 0.0, "tie": 0.5}
+    wins = []
+    for row, other, j in zip(rows, theirs, judged):
+        winner, conf = j.verdict(cfg.beta)
+        row["pairwise"] = {"versus_prediction": other, "winner": {"a": "model", "b": "versus", "tie": "tie"}[winner],
+                           "confidence": conf, "p_model": float(j.probs[0]), "p_versus": float(j.probs[1]),
+                           "p_tie": float(j.probs[2]), "consistent": j.consistent}
+        wins.append(points[winner])
+    tally = {"wins": wins.count(1.0), "losses": wins.count(0.0), "ties": wins.count(0.5)}
+    manifest.count(**tally, **{f"judge_{k}": v for k, v in counts.items()})
+    estimate = mean_ci(wins, n_resamples=settings.n_resamples, seed=settings.seed).to_dict()
+    return estimate | tally | {"versus": name, "judge": judge.identity,
+                               "inconsistent_orders": counts.get("inconsistent_orders", 0)}
 
 
 def format_estimate(est: dict[str, Any]) -> str:

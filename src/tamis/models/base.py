@@ -132,6 +132,10 @@ class LLM(abc.ABC):
     def apply_chat_template(self, messages: ChatMessages, add_generation_prompt: bool = True) -> str:
         """The exact text the model sees for these messages."""
 
+    def call_stats(self) -> dict[str, int]:
+        """Counters of the backend's own calls for the manifest (HTTP requests, retries); {} if none."""
+        return {}
+
     def close(self) -> None:  # pragma: no cover - default no-op
         """Release resources (servers, files)."""
 

@@ -3,6 +3,10 @@
 Missing items are computed in chunks (sorted by length, so batches stay tight) and each chunk is
 committed in one transaction. After a crash, the committed chunks are a prefix of the same sorted
 order, so the rest is recomputed in identical batches and the output matches an uninterrupted run.
+
+Backends whose items are independent requests (the HTTP backend) report what finished in a failed
+chunk (``partial_results`` on the exception, {position in the chunk: result}); those results are
+committed before the error goes on, so a server lost mid-chunk costs no finished work.
 """
 
 from __future__ import annotations
@@ -38,7 +42,13 @@ def cached_map(
     with progress(description, len(missing)) as advance:
         for start in range(0, len(missing), chunk_size):
             chunk = missing[start : start + chunk_size]
-            values = compute([items[i] for i in chunk])
+            try:
+                values = compute([items[i] for i in chunk])
+            except Exception as err:
+                done = getattr(err, "partial_results", None)
+                if done:
+                    cache.put_many({keys[chunk[j]]: v for j, v in done.items()})
+                raise
             fresh = {keys[i]: v for i, v in zip(chunk, values)}
             cache.put_many(fresh)
             found.update(fresh)
@@ -80,7 +90,13 @@ class CachedLLM(LLM):
         pairs = list(zip(prompts, responses))
 
         def compute(chunk: list[tuple[ChatMessages, str]]) -> list[dict[str, Any]]:
-            out = self.inner.logprobs([c[0] for c in chunk], [c[1] for c in chunk])
+            try:
+                out = self.inner.logprobs([c[0] for c in chunk], [c[1] for c in chunk])
+            except Exception as err:
+                done = getattr(err, "partial_results", None)
+                if done:
+                    err.partial_results = {j: r.to_dict() for j, r in done.items()}  # type: ignore[attr-defined]
+                raise
             return [r.to_dict() for r in out]
 
         values = cached_map(
@@ -91,6 +107,9 @@ class CachedLLM(LLM):
             chunk_size=self.chunk_size, description="scoring log-likelihood",
         )
         return [ResponseLogprobs.from_dict(v) for v in values]
+
+    def call_stats(self) -> dict[str, int]:
+        return self.inner.call_stats()
 
     def close(self) -> None:
         self.inner.close()

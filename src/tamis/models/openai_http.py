@@ -6,7 +6,11 @@ Spec: ``openai:MODEL?base_url=http://127.0.0.1:8000/v1&api_key_env=OPENAI_API_KE
 - Requests run on a thread pool (``concurrency`` at once) over one pooled httpx client.
 - 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter
   (``backoff`` seconds, doubling), honouring ``Retry-After``; other 4xx fail at once with the
-  server's message, since repeating a bad request cannot help.
+  server's message, since repeating a bad request cannot help. Each retry is logged (warning) and
+  counted (:meth:`OpenAILLM.call_stats`, written to the manifest).
+- When one request of a batch fails for good, requests not yet sent are dropped and the others stop
+  retrying; the exception carries ``partial_results`` (position -> result of every request that
+  did finish) so the caching wrapper commits them: a rerun sends only what is missing.
 - The API key is read from the environment variable named by ``api_key_env`` and only ever sent
   in the Authorization header (never put in errors, identity or logs).
 - Scoring a *given* response needs the exact chat-template text, so ``tokenizer=`` names a local
@@ -18,10 +22,12 @@ Spec: ``openai:MODEL?base_url=http://127.0.0.1:8000/v1&api_key_env=OPENAI_API_KE
 from __future__ import annotations
 
 import email.utils
+import logging
 import os
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -43,6 +49,7 @@ from tamis.models.llamacpp import derive_seed, split_response
 LOGPROB_FEATURES = "response scoring: perplexity/IFD signals and CLEAR/BSDetector confidence from log-probabilities"
 KNOWN_OPTIONS = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries", "backoff", "tokenizer")
 CACHE_OPTIONS = ("commit_every",)  # read by the caching wrapper in load_llm
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
@@ -61,6 +68,10 @@ def load_tokenizer(name: str) -> Any:
 
 class RequestRejected(ModelError):
     """The server refused the request with a 4xx other than 429; retrying cannot help."""
+
+
+class Cancelled(ModelError):
+    """Another request of the same batch failed for good, so this one stopped (never reported)."""
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -112,6 +123,8 @@ class OpenAILLM(LLM):
         self.max_retry_after = 120.0
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._stats: Counter[str] = Counter()
+        self._local = threading.local()  # .stop: the Event of the batch this worker thread serves
 
     @property
     def identity(self) -> str:
@@ -133,36 +146,91 @@ class OpenAILLM(LLM):
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST with retries on 429/5xx/timeouts/connection errors; other 4xx raise at once."""
         url = f"{self.base_url}/{path.lstrip('/')}"
+        stop: threading.Event | None = getattr(self._local, "stop", None)
         last = ""
         for attempt in range(self.max_retries + 1):
+            if stop is not None and stop.is_set():
+                raise Cancelled(f"{url}: stopped, another request of the batch failed")
             wait = self.backoff * (2**attempt) * random.uniform(0.5, 1.0)
+            self._count("http_requests")
             try:
                 response = self.client.post(url, json=payload)
             except httpx.TimeoutException:
                 last = f"no answer within {self.timeout:g} s (raise timeout= in the spec if the server is slow)"
+                cause = "timeout"
             except httpx.TransportError as err:
                 last = f"connection failed ({type(err).__name__}: {err}); is the server running at {self.base_url}?"
+                cause = "connection"
             else:
                 if response.status_code < 400:
                     try:
-                        return response.json()
+                        body = response.json()
                     except ValueError as err:
                         raise ModelError(f"{url} answered {response.status_code} with non-JSON: {response.text[:200]!r}") from err
+                    if not isinstance(body, dict):
+                        raise ModelError(f"{url} answered with JSON that is not an object: {str(body)[:200]!r}")
+                    return body
                 last = f"HTTP {response.status_code}: {_server_message(response)}"
                 if response.status_code != 429 and response.status_code < 500:
                     raise RequestRejected(f"{url} rejected the request ({last})")
+                cause = "429" if response.status_code == 429 else "5xx"
                 after = _retry_after(response)
                 if after is not None:
                     wait = min(after, self.max_retry_after)
             if attempt < self.max_retries:
-                time.sleep(wait)
+                self._count("http_retries", f"http_retried_{cause}")
+                log.warning("%s: %s; retry %d of %d in %.1f s", url, last, attempt + 1, self.max_retries, wait)
+                if stop is not None:
+                    if stop.wait(wait):
+                        raise Cancelled(f"{url}: stopped, another request of the batch failed")
+                else:
+                    time.sleep(wait)
+        self._count("http_failed")
         raise ModelError(f"{url} failed after {self.max_retries + 1} attempt(s): {last}")
 
+    def _count(self, *names: str) -> None:
+        with self._lock:
+            self._stats.update(names)
+
+    def call_stats(self) -> dict[str, int]:
+        """HTTP attempts sent (``http_requests``), ``http_retries`` (by cause: ``http_retried_429``,
+        ``_5xx``, ``_timeout``, ``_connection``) and requests that failed for good (``http_failed``)."""
+        with self._lock:
+            return dict(self._stats)
+
     def _map(self, fn: Any, items: list[Any]) -> list[Any]:
+        """``fn`` over items, ``concurrency`` at once. On the first failure nothing new is sent and
+        requests waiting to retry give up; the exception raised carries ``partial_results``
+        ({position: result}) of the items that finished, for the caller to keep."""
+        stop = threading.Event()
+        done: dict[int, Any] = {}
+        errors: list[BaseException] = []
+
+        def run(i: int) -> None:
+            if stop.is_set():
+                return
+            self._local.stop = stop
+            try:
+                done[i] = fn(items[i])
+            except BaseException as err:  # noqa: BLE001 - re-raised below, in the caller's thread
+                with self._lock:
+                    if not errors and not isinstance(err, Cancelled):
+                        errors.append(err)
+                        stop.set()
+            finally:
+                self._local.stop = None
+
         if len(items) <= 1 or self.concurrency == 1:
-            return [fn(x) for x in items]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
-            return list(pool.map(fn, items))
+            for i in range(len(items)):
+                run(i)
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
+                list(pool.map(run, range(len(items))))
+        if errors:
+            err = errors[0]
+            err.partial_results = dict(done)  # type: ignore[attr-defined]
+            raise err
+        return [done[i] for i in range(len(items))]
 
     # -- generation --------------------------------------------------------------------------
     def generate(self, prompts: list[ChatMessages], params: GenerationParams) -> list[list[str]]:
@@ -188,13 +256,30 @@ class OpenAILLM(LLM):
             if params.stop:
                 payload["stop"] = list(params.stop)
             body = self.post("chat/completions", payload)
-            choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
-            if not choices:
+            choices = body.get("choices")
+            if not choices or not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
                 raise ModelError(f"{self.base_url}/chat/completions returned no choices: {str(body)[:300]}")
-            texts.extend((c.get("message") or {}).get("content") or "" for c in choices)
+            choices = sorted(choices, key=lambda c: c.get("index") if isinstance(c.get("index"), int) else 0)
+            texts.extend(self._content(c) for c in choices)
             request += 1
         texts = texts[:want]
         return texts * params.n if greedy else texts
+
+    def _content(self, choice: dict[str, Any]) -> str:
+        """A choice's text. No content (a refusal, a tool call) is an empty answer; content parts are
+        joined; anything else is not a text completion and fails clearly."""
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if content is None or isinstance(content, str):
+            return content or ""
+        if isinstance(content, list):
+            parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") in ("text", "output_text")]
+            if parts and all(isinstance(p, str) for p in parts):
+                return "".join(parts)
+        raise ModelError(
+            f"{self.base_url}/chat/completions returned non-text content ({type(content).__name__}: "
+            f"{str(content)[:200]!r}); tamis needs text answers (is the model a chat text model?)"
+        )
 
     # -- chat template and scoring ------------------------------------------------------------
     @property
@@ -245,10 +330,11 @@ class OpenAILLM(LLM):
             body = self.post("completions", payload)
         except RequestRejected as err:
             raise self._unavailable(f"it rejected an echo request ({err})") from err
-        choice = (body.get("choices") or [{}])[0]
-        lp = choice.get("logprobs") or {}
+        choices = body.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        lp = choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else {}
         tokens, values = lp.get("tokens"), lp.get("token_logprobs")
-        if not tokens or not values:
+        if not isinstance(tokens, list) or not isinstance(values, list) or not tokens or not values:
             raise self._unavailable("its answer carried no token log-probabilities")
         n_generated = (body.get("usage") or {}).get("completion_tokens")
         if n_generated is None:

@@ -87,7 +87,7 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace) -> dict[str, Any]:
         manifest.model("embedder", embedder.identity)
     if nli is not None:
         manifest.model("nli", nli.identity)
-    hits0 = workspace.cache.hits
+    hits0, misses0 = workspace.cache.hits, workspace.cache.misses
     with manifest.stage("confidence"):
         report = bsdetector_confidence(examples, llm, job.confidence, embedder=embedder, nli=nli)
     manifest.count(**report.counts)
@@ -95,11 +95,14 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace) -> dict[str, Any]:
     if job.baselines:
         with manifest.stage("baselines"):
             base_rows, base_counts = quality_baselines(examples, llm, judge=job.judge,
-                                                       max_response_chars=job.confidence.max_response_chars)
+                                                       max_response_chars=job.confidence.max_response_chars,
+                                                       max_prompt_chars=job.confidence.max_prompt_chars)
         for b in base_rows:
             rows[b["id"]].update(b)
         manifest.count(**base_counts)
-    manifest.count(cache_hits=workspace.cache.hits - hits0)
+    # calls reused from the cache vs computed now (a resumed run computes only what was missing)
+    manifest.count(cache_hits=workspace.cache.hits - hits0, cache_misses=workspace.cache.misses - misses0)
+    manifest.count(**llm.call_stats())  # e.g. HTTP requests and retries of a server backend
     signals = [rows[ex.id] for ex in examples]
     with manifest.stage("write"):
         atomic_write_text(out / "signals.jsonl", _jsonl(signals))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from tamis.evaluate.run import EvalSettings, run_eval
 from tamis.io import read_dataset, write_dataset
 from tamis.manifest import Manifest
 from tamis.pipeline.recipe import Recipe
+from tamis.pipeline.sources import build_source
 from tamis.pipeline.steps import StepContext, get_step
 from tamis.progress import console
 from tamis.records import Example
@@ -40,14 +41,15 @@ def build_variant(recipe: Recipe, name: str, train: list[Example], workspace: Wo
     """Apply the variant's steps in order; writes its data, decisions and dropped rows."""
     folder = out / "variants" / name
     data_file, key_file = folder / "train.jsonl", folder / "recipe-hash.txt"
-    key = recipe.variant_key(name)
+    key = f"{recipe.variant_key(name)}-{data_fingerprint(train)}"  # the recipe and the data it starts from
     if data_file.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         return read_dataset(data_file).examples
     folder.mkdir(parents=True, exist_ok=True)
     examples, dropped_all, decisions_all = train, [], []
     for i, step in enumerate(recipe.variants[name].steps):
         (step_name, params), = step.items()
-        ctx = StepContext(workspace=workspace, out_dir=folder / f"step{i}-{step_name}", seed=recipe.seeds[0])
+        ctx = StepContext(workspace=workspace, out_dir=folder / f"step{i}-{step_name}", seed=recipe.seeds[0],
+                          resolve=recipe.path)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         decisions = get_step(step_name)(examples, params, ctx)
         examples, dropped = apply_decisions(examples, decisions)
@@ -69,7 +71,8 @@ def _trained(model_dir: Path, fingerprint: str, settings: SFTSettings) -> bool:
     if not info.is_file():
         return False
     saved = json.loads(info.read_text())
-    return saved.get("data_fingerprint") == fingerprint and saved.get("settings", {}).get("max_steps") == settings.max_steps
+    wanted = json.loads(json.dumps(asdict(settings), default=str))  # as saved: tuples become lists
+    return saved.get("data_fingerprint") == fingerprint and saved.get("settings") == wanted
 
 
 def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None = None) -> ExperimentResult:
@@ -78,13 +81,28 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
     out_dir = Path(out) if out else workspace.run_dir(f"experiment-{slug(recipe.name)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest("experiment", recipe.model_dump())
-    with manifest.stage("read"):
-        train = read_dataset(recipe.path(recipe.data.train), format=recipe.data.format,
-                             quarantine=out_dir / "train.quarantine.jsonl", limit=recipe.data.limit).examples
+    if recipe.data.source is not None:
+        with manifest.stage("build_data"):
+            recipe.use_splits(build_source(recipe.data.source.builder, recipe.data.source.params, recipe.path,
+                                           out_dir / "data"))
+        manifest.output("data_splits", out_dir / "data" / "splits.json")
+    recipe.check_references()
+    train_sets: dict[str, list[Example]] = {}
+
+    def training_data(variant: str) -> list[Example]:
+        """The data a variant's steps start from (data.train, or the variant's own), read once."""
+        ref = recipe.variant_train(variant)
+        if ref not in train_sets:
+            with manifest.stage(f"read:{ref}"):
+                train_sets[ref] = read_dataset(recipe.path(ref), format=recipe.data.format, limit=recipe.data.limit,
+                                               quarantine=out_dir / f"train.{slug(ref)}.quarantine.jsonl").examples
+        return train_sets[ref]
+
     rows: list[dict[str, Any]] = []
-    for variant in recipe.variants:
+    pairwise = recipe.eval.pairwise
+    for variant in recipe.variant_order():
         with manifest.stage(f"variant:{variant}"):
-            examples = build_variant(recipe, variant, train, workspace, out_dir)
+            examples = build_variant(recipe, variant, training_data(variant), workspace, out_dir)
         fingerprint = data_fingerprint(examples)
         for model in recipe.models:
             for seed in recipe.seeds:
@@ -95,13 +113,17 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
                 if not _trained(model_dir, fingerprint, settings):
                     with manifest.stage(f"train:{variant}:{slug(model)}:{seed}"):
                         train_sft(examples, settings, run, workspace)
+                versus = None
+                if pairwise is not None and variant != pairwise.baseline:
+                    versus = str(out_dir / "runs" / pairwise.baseline / slug(model) / f"seed{seed}" / "eval")
                 with manifest.stage(f"eval:{variant}:{slug(model)}:{seed}"):
                     result = run_eval(EvalSettings(
                         model=f"transformers:{model_dir}", data=str(recipe.path(recipe.data.test)),
                         out=str(run / "eval"), format=recipe.data.test_format,
                         metrics=tuple(recipe.eval.metrics) if recipe.eval.metrics else None,
                         max_tokens=recipe.eval.max_tokens, limit=recipe.eval.limit,
-                        n_resamples=recipe.eval.n_resamples, seed=seed), workspace)
+                        n_resamples=recipe.eval.n_resamples, seed=seed, versus=versus,
+                        judge=pairwise.judge if pairwise else None, judge_k=pairwise.k if pairwise else 0), workspace)
                 v = recipe.variants[variant]
                 rows.append({"variant": variant, "group": v.group or variant, "x": v.x, "model": model, "seed": seed,
                              "n_train": len(examples), "metrics": result.summary["metrics"]})
@@ -112,3 +134,15 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
     manifest.write(out_dir / "manifest.json")  # before the report, which shows it
     report = write_experiment_report(recipe, rows, out_dir)
     return ExperimentResult(out_dir, rows, report)
+
+
+def run_study(recipe: Any, workspace: Workspace, out: str | Path | None = None) -> Any:
+    """Run any recipe load_recipe returns: a variants study (``run_experiment`` -> ExperimentResult) or,
+    for ``study: synthetic``, the synthetic-data study (-> tamis.pipeline.synthetic.StudyResult)."""
+    from tamis.pipeline.recipe import SyntheticRecipe
+
+    if isinstance(recipe, SyntheticRecipe):
+        from tamis.pipeline.synthetic import run_synthetic_study
+
+        return run_synthetic_study(recipe.study_config(out), workspace)
+    return run_experiment(recipe, workspace, out)

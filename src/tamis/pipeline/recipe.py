@@ -9,20 +9,45 @@
     models: ["transformers:smollm2", "transformers:smollm2?layers=10"]
     seeds: [0]
     train: {max_steps: 30, batch_size: 8}           # tamis.train.sft.SFTSettings fields
-    eval: {metrics: [accuracy, token_f1], max_tokens: 64, limit: 40}
+    eval: {metrics: [accuracy, token_f1], max_tokens: 64, limit: 40,
+           pairwise: {baseline: raw}}               # LLM-judge win rate of each variant vs raw
 
 Validated with pydantic, so a typo names the field and the recipe file.
+
+Data references (``data.train``, ``data.test``, a variant's ``train``, file parameters of steps) may
+be paths relative to the recipe, ``data-root:REL`` (the shared real data sets) or ``split:NAME`` (a
+split built by ``data.source``, a named builder: see tamis.pipeline.sources):
+
+    data: {source: {builder: post_edits, params: {n_train: 200}}}   # builds split:edited, ...
+    variants:
+      unedited: {train: "split:unedited"}           # this variant starts from other training data
+
+A recipe with ``study: synthetic`` runs the synthetic-data study instead (every other field is a
+tamis.pipeline.synthetic.SyntheticStudyConfig field). Shipped recipes are found by name
+(``find_recipe``); ``--set key.path=VALUE`` overrides (YAML values) are applied before validation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib.resources
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tamis.io import DataError
 
@@ -32,6 +57,7 @@ class Variant(BaseModel):
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     group: str | None = None
     x: float | None = None
+    train: str | None = None  # this variant's training data before its steps [default: data.train]
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -39,14 +65,67 @@ class Variant(BaseModel):
         """Allow ``- sample: {n: 10}`` and bare ``- raw`` (a step with no parameters)."""
         return [{s: {}} if isinstance(s, str) else {k: (v or {}) for k, v in s.items()} for s in steps or []]
 
+    @field_validator("steps")
+    @classmethod
+    def _known_steps(cls, steps: list[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
+        from tamis.pipeline.steps import get_step
+
+        for step in steps:
+            if len(step) != 1:
+                raise ValueError(f"a step is one name with its parameters, got {sorted(step)}")
+            try:
+                get_step(next(iter(step)))
+            except DataError as err:
+                raise ValueError(str(err)) from None
+        return steps
+
+
+class SourceSpec(BaseModel):
+    """A named builder (tamis.pipeline.sources) that makes the recipe's data splits for each run."""
+
+    model_config = ConfigDict(extra="forbid")
+    builder: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_builder(self) -> SourceSpec:
+        from tamis.pipeline.sources import builder_params
+
+        try:
+            builder_params(self.builder, self.params)
+        except DataError as err:
+            raise ValueError(str(err)) from None
+        return self
+
 
 class DataSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    train: str
-    test: str
+    train: str | None = None  # default with a source: split:train
+    test: str | None = None  # default with a source: split:test
+    source: SourceSpec | None = None
     format: str | None = None
     test_format: str | None = None
     limit: int | None = None
+
+    @model_validator(mode="after")
+    def _train_and_test(self) -> DataSpec:
+        if self.source is not None:
+            self.train = self.train or "split:train"
+            self.test = self.test or "split:test"
+        missing = [f for f in ("train", "test") if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"{', '.join(missing)}: required (a data file, or a data.source whose builder makes "
+                             "the splits)")
+        return self
+
+
+class PairwiseSpec(BaseModel):
+    """Judge every variant's outputs against the baseline variant's (same model and seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    baseline: str
+    judge: str | None = None  # default: the bundled model
+    k: int = 0
 
 
 class EvalSpec(BaseModel):
@@ -55,6 +134,7 @@ class EvalSpec(BaseModel):
     max_tokens: int = 128
     limit: int | None = None
     n_resamples: int = 1000
+    pairwise: PairwiseSpec | None = None
 
 
 class Recipe(BaseModel):
@@ -68,6 +148,19 @@ class Recipe(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     base_dir: str = "."
+    _splits: dict[str, Path] = PrivateAttr(default_factory=dict)  # split:NAME -> file, set by the runner
+
+    @field_validator("train")
+    @classmethod
+    def _sft_settings(cls, train: dict[str, Any]) -> dict[str, Any]:
+        """Every training setting must be a tamis.train.sft.SFTSettings field of the right type."""
+        from tamis.train.sft import SFTSettings
+
+        owned = sorted(set(train) & {"model", "seed"})
+        if owned:
+            raise ValueError(f"{owned[0]}: set by the study (top-level models: and seeds:), not under train")
+        dataclass_config(SFTSettings, train)
+        return train
 
     @field_validator("variants", mode="before")
     @classmethod
@@ -76,9 +169,58 @@ class Recipe(BaseModel):
             raise ValueError("a recipe needs at least one variant")
         return {name: ({"steps": v} if isinstance(v, list) or v is None else v) for name, v in variants.items()}
 
+    @model_validator(mode="after")
+    def _pairwise_baseline(self) -> "Recipe":
+        pairwise = self.eval.pairwise
+        if pairwise is not None and pairwise.baseline not in self.variants:
+            raise ValueError(f"eval.pairwise.baseline {pairwise.baseline!r} is not a variant "
+                             f"(variants: {', '.join(self.variants)})")
+        return self
+
+    def variant_order(self) -> list[str]:
+        """Variants in recipe order, the pairwise baseline first (the others are judged against it)."""
+        first = [self.eval.pairwise.baseline] if self.eval.pairwise else []
+        return first + [v for v in self.variants if v not in first]
+
     def path(self, relative: str) -> Path:
-        p = Path(relative)
-        return p if p.is_absolute() else Path(self.base_dir) / p
+        """The file a data reference names: a path relative to the recipe, data-root:REL or split:NAME."""
+        from tamis.pipeline.sources import resolve_reference
+
+        return resolve_reference(relative, self.base_dir, self._splits)
+
+    def use_splits(self, splits: dict[str, Path]) -> None:
+        """The files ``data.source`` built for this run (what ``split:NAME`` references resolve to)."""
+        self._splits = dict(splits)
+
+    def variant_train(self, name: str) -> str:
+        """The training data a variant's steps start from."""
+        return self.variants[name].train or str(self.data.train)
+
+    def data_references(self) -> list[str]:
+        """Every data file the recipe reads: train and test, variants' train, string step parameters
+        that are references (data-root:, split:)."""
+        refs = [str(self.data.test)] + [self.variant_train(v) for v in self.variants]
+        for variant in self.variants.values():
+            for step in variant.steps:
+                for params in step.values():
+                    refs += [v for v in params.values() if isinstance(v, str) and v.startswith(("data-root:", "split:"))]
+        return list(dict.fromkeys(refs))
+
+    def check_references(self) -> None:
+        """Raise one DataError naming every data reference that does not resolve to a file."""
+        from tamis.pipeline.sources import missing_file_hint
+
+        problems = []
+        for ref in self.data_references():
+            try:
+                path = self.path(ref)
+            except DataError as err:
+                problems.append(str(err))
+                continue
+            if not path.exists():
+                problems.append(missing_file_hint(ref, path))
+        if problems:
+            raise DataError(f"recipe {self.name!r}: " + "; ".join(problems))
 
     def variant_key(self, name: str) -> str:
         """A hash of everything that determines a variant's training data."""
@@ -86,8 +228,123 @@ class Recipe(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    path = Path(path)
+class SyntheticRecipe(BaseModel):
+    """``study: synthetic``: the real vs zero-shot vs few-shot study (tamis.pipeline.synthetic); every
+    field besides name, description and study is a SyntheticStudyConfig field (nested ones merge with
+    their defaults, so ``classifier: {max_steps: 2}`` keeps the other classifier settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    study: Literal["synthetic"]
+    name: str
+    description: str = ""
+    base_dir: str = "."
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _config_fields(self) -> SyntheticRecipe:
+        self.study_config()
+        return self
+
+    def study_config(self, out: str | Path | None = None):
+        """The SyntheticStudyConfig this recipe describes (``data`` may be any data reference)."""
+        from tamis.pipeline.sources import resolve_reference
+        from tamis.pipeline.synthetic import SyntheticStudyConfig
+
+        config = dataclass_config(SyntheticStudyConfig, self.config)
+        if config.data:
+            config.data = str(resolve_reference(config.data, self.base_dir))
+        if out is not None:
+            config.out = str(out)
+        return config
+
+
+def dataclass_config(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """A config dataclass from a mapping: unknown fields are errors, nested dataclass fields merge with
+    their defaults, values are checked and converted by pydantic."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}{unknown[0]}: not a field of {cls.__name__} (fields: {', '.join(fields)})")
+    merged: dict[str, Any] = {}
+    for name, value in values.items():
+        field = fields[name]
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = dataclasses.asdict(dataclass_config(type(default), dataclasses.asdict(default) | value,
+                                                        f"{where}{name}."))
+        merged[name] = value
+    try:
+        return TypeAdapter(cls).validate_python(merged)
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise ValueError(f"{where}{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as 'field.path: message' (a model-level error has no path)."""
+    where = ".".join(map(str, error["loc"]))
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+STUDIES = ("variants", "synthetic")
+_SYNTHETIC_META = ("study", "name", "description", "base_dir")
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes shipped with tamis (``src/tamis/data/recipes``), by name."""
+    folder = Path(str(importlib.resources.files("tamis") / "data" / "recipes"))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    """A recipe file: an existing path, else the shipped recipe of that name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_recipes()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    raise DataError(f"{name_or_path}: recipe not found (no such file, and no shipped recipe of that name; "
+                    f"shipped: {', '.join(shipped)})")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``key.path=VALUE`` overrides (VALUE is YAML: 1, true, [0, 1], {n: 5}); a number picks a list position
+    (``variants.auto-filter.0.confidence_filter.k=2``); missing mappings are created."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise DataError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=1")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as err:
+            raise DataError(f"--set {item!r}: the value is not valid YAML: {err}") from None
+        node: Any = raw
+        for i, part in enumerate(parts):
+            where = ".".join(parts[:i + 1])
+            if isinstance(node, list):  # a list position: variants.clean.0.sample.n=5
+                if not (part.isdigit() and int(part) < len(node)):
+                    raise DataError(f"--set {item!r}: {where}: {'.'.join(parts[:i])} is a list of {len(node)}; "
+                                    f"give a position 0..{len(node) - 1}")
+                key: Any = int(part)
+            elif isinstance(node, dict):
+                key = part
+            else:
+                raise DataError(f"--set {item!r}: {'.'.join(parts[:i])} is a value, not a mapping or list")
+            if i == len(parts) - 1:
+                node[key] = parsed
+            else:
+                if isinstance(node, dict) and node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe | SyntheticRecipe:
+    """Read, override and validate a recipe file (or a shipped recipe's name)."""
+    path = find_recipe(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -96,9 +353,18 @@ def load_recipe(path: str | Path) -> Recipe:
         raise DataError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise DataError(f"{path}: a recipe is a YAML mapping with name, data, variants, models, train, eval")
+    raw = apply_overrides(raw, overrides)
     raw.setdefault("base_dir", str(path.resolve().parent))
+    study = raw.get("study", "variants")
+    if study not in STUDIES:
+        raise DataError(f"{path}: study: {study!r} is not one of {', '.join(STUDIES)}")
     try:
+        if study == "synthetic":
+            config = {k: v for k, v in raw.items() if k not in _SYNTHETIC_META}
+            return SyntheticRecipe.model_validate({k: v for k, v in raw.items() if k in _SYNTHETIC_META}
+                                                  | {"config": config})
+        raw.pop("study", None)
         return Recipe.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(_problem(e) for e in err.errors())
         raise DataError(f"{path}: {problems}") from None

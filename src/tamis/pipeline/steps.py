@@ -26,6 +26,19 @@ class StepContext:
     workspace: Workspace
     out_dir: Path
     seed: int = 0
+    resolve: Callable[[str], Path] | None = None  # the recipe's data references (paths, data-root:, split:)
+
+    def path(self, ref: str) -> Path:
+        """The file a step parameter names, resolved like the recipe's own data references."""
+        return self.resolve(ref) if self.resolve is not None else Path(ref)
+
+
+def check_params(step: str, params: dict[str, Any], allowed: set[str] | tuple[str, ...]) -> None:
+    """A step's parameters must be ones it reads: a typo is an error naming the step and the choices."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise DataError(f"recipe step {step!r}: unknown parameter(s) {', '.join(unknown)}; "
+                        f"it takes: {', '.join(sorted(allowed))}")
 
 
 StepFn = Callable[[list[Example], dict[str, Any], StepContext], list[Decision]]

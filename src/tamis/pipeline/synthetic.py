@@ -11,7 +11,6 @@ Generation and every trained model's test predictions are cached, so a killed ru
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from tamis.generate.tasks import TaskConfig
 from tamis.io import DataError, read_dataset, write_dataset
 from tamis.manifest import Manifest
 from tamis.models import DEFAULT_EMBEDDER, load_embedder, load_llm
+from tamis.pipeline.sources import data_root
 from tamis.records import Example
 from tamis.report import HtmlReport, bar_chart, curve_chart, markdown_table
 from tamis.signals.agreement import instance_agreement, ratings_from_examples
@@ -42,7 +42,7 @@ class SyntheticStudyConfig:
 
     task: str = "sms_spam"
     data: str | None = None  # default: the task's data path under data_root
-    data_root: str | None = None  # default: $TAMIS_DATA_ROOT, else ../shared/data
+    data_root: str | None = None  # default: tamis.pipeline.sources.data_root() ($TAMIS_DATA_ROOT, else ../shared/data)
     out: str | None = None
     n_per_label: int = 40
     test_size: int = 400
@@ -68,7 +68,7 @@ def load_task_data(task: TaskConfig, config: SyntheticStudyConfig) -> tuple[list
     if config.data:
         path = Path(config.data)
     elif task.data.path:
-        root = Path(config.data_root or os.environ.get("TAMIS_DATA_ROOT") or "../shared/data")
+        root = data_root(config.data_root)
         path = root / task.data.path
     else:
         raise DataError(f"task {task.name} names no data file; pass --data")

@@ -44,8 +44,12 @@ def random_score(example_id: str, seed: int = 0) -> float:
 
 
 def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, max_response_chars: int = 2000,
-                      judge_mode: str = "auto", seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """One row per example (id + baseline scores); unscorable examples get only length and random."""
+                      judge_mode: str = "auto", seed: int = 0,
+                      max_prompt_chars: int = 4000) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One row per example (id + baseline scores); unscorable examples get only length and random.
+
+    The judge sees the question and response truncated as BSDetector's prompts are
+    (``max_prompt_chars``, ``max_response_chars``); log p(y|x) scores the whole prompt."""
     rows: list[dict[str, Any]] = []
     items: list[tuple[dict[str, Any], ChatMessages, str]] = []
     counts: Counter[str] = Counter()
@@ -61,24 +65,32 @@ def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, 
             items.append((row, ex.prompt_messages, clip(response, max_response_chars)[0]))
     if not items:
         return rows, dict(counts)
+    responses = [r for _, _, r in items]
     try:
-        cond = llm.logprobs([p for _, p, _ in items], [r for _, _, r in items])
-        uncond = llm.logprobs([[] for _ in items], [r for _, _, r in items])
+        cond = llm.logprobs([p for _, p, _ in items], responses)
     except LogprobsUnavailable:
         counts["likelihood_unavailable"] = len(items)
-    else:
-        for (row, _, _), c, u in zip(items, cond, uncond):
-            row["loglik_mean"] = c.mean
-            row["ifd"] = math.exp(u.mean - c.mean)  # PPL(y|x)/PPL(y) = exp(-mean_c)/exp(-mean_u)
+        cond = None
+    try:  # a backend may score with a prompt but not without one (llama.cpp's server): keep log p(y|x)
+        uncond = llm.logprobs([[] for _ in items], responses) if cond is not None else None
+    except LogprobsUnavailable:
+        counts["ifd_unavailable"] = len(items)
+        uncond = None
+    for i, (row, _, _) in enumerate(items):
+        if cond is not None:
+            row["loglik_mean"] = cond[i].mean
+        if uncond is not None:
+            row["ifd"] = math.exp(uncond[i].mean - cond[i].mean)  # PPL(y|x)/PPL(y) = exp(-mean_c)/exp(-mean_u)
     if judge:
-        _judge(items, llm, judge_mode, counts)
+        _judge(items, llm, judge_mode, counts, max_prompt_chars)
     return rows, dict(counts)
 
 
-def _judge(items: list[tuple[dict[str, Any], ChatMessages, str]], llm: LLM, mode: str, counts: Counter[str]) -> None:
+def _judge(items: list[tuple[dict[str, Any], ChatMessages, str]], llm: LLM, mode: str, counts: Counter[str],
+           max_prompt_chars: int = 4000) -> None:
     prompts = []
     for _, prompt, response in items:
-        question = "\n\n".join(m["content"] for m in prompt if m["role"] != "system")
+        question = clip("\n\n".join(m["content"] for m in prompt if m["role"] != "system"), max_prompt_chars)[0]
         prompts.append([{"role": "user", "content": JUDGE_PROMPT.format(question=question, answer=response or "(empty)")}])
     if mode in ("auto", "logprobs"):
         try:
