@@ -379,24 +379,13 @@ def test_server_lost_mid_run_then_resumed(mode, cut, fresh_proxy, reference, dat
 _TEXT = object()  # the stub's default: answer with text
 
 
-class _Stub(BaseHTTPRequestHandler):
-    """Chat completions: a templated sample, a reflection letter or a judge digit (``content``
-    overrides the text); /completions without log-probabilities (like OpenAI's chat models)."""
+class _JsonHandler(BaseHTTPRequestHandler):
+    def body(self) -> dict[str, Any]:
+        return json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-        srv = self.server
-        srv.requests.append((self.path, body))  # type: ignore[attr-defined]
-        if self.path == ECHO:
-            data = json.dumps({"choices": [{"index": 0, "text": "x", "logprobs": None}]}).encode()
-        else:
-            prompt = body["messages"][-1]["content"]
-            text = ("explanation: easy. answer: A" if "Proposed answer" in prompt else
-                    "4" if "Rate the quality" in prompt else "explanation: hmm. answer: Paris")
-            content = text if srv.content is _TEXT else srv.content  # type: ignore[attr-defined]
-            data = json.dumps({"choices": [{"index": i, "message": {"role": "assistant", "content": content}}
-                                           for i in range(body.get("n", 1))]}).encode()
-        self.send_response(200)
+    def reply(self, status: int, answer: dict[str, Any]) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -406,15 +395,41 @@ class _Stub(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture()
-def stub():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    server.requests, server.content = [], _TEXT
+def serve(handler: type, **state: Any):
+    """A threaded stub server on a free loopback port with ``state`` as attributes; yields it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in state.items():
+        setattr(server, name, value)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]
     yield server
     server.shutdown()
     server.server_close()
+
+
+class _Stub(_JsonHandler):
+    """Chat completions: a templated sample, a reflection letter or a judge digit (``content``
+    overrides the text); /completions without log-probabilities (like OpenAI's chat models)."""
+
+    def do_POST(self) -> None:
+        body = self.body()
+        srv = self.server
+        srv.requests.append((self.path, body))  # type: ignore[attr-defined]
+        if self.path == ECHO:
+            answer = {"choices": [{"index": 0, "text": "x", "logprobs": None}]}
+        else:
+            prompt = body["messages"][-1]["content"]
+            text = ("explanation: easy. answer: A" if "Proposed answer" in prompt else
+                    "4" if "Rate the quality" in prompt else "explanation: hmm. answer: Paris")
+            content = text if srv.content is _TEXT else srv.content  # type: ignore[attr-defined]
+            answer = {"choices": [{"index": i, "message": {"role": "assistant", "content": content}}
+                                  for i in range(body.get("n", 1))]}
+        self.reply(200, answer)
+
+
+@pytest.fixture()
+def stub():
+    yield from serve(_Stub, requests=[], content=_TEXT)
 
 
 def stub_score(stub: Any, data: Path, tmp_path: Path, baselines: bool = False) -> Any:
@@ -495,36 +510,21 @@ def test_server_answering_non_text(stub, tmp_path, content, ok):
 
 
 # -- a batch stops at its first failure and keeps what finished (stub, no model) --------------------
-class _Flaky(BaseHTTPRequestHandler):
+class _Flaky(_JsonHandler):
     """Echoes the prompt back; 400 for prompts containing 'reject', 503 when the server is ``busy``."""
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-        prompt = body["messages"][-1]["content"]
+        prompt = self.body()["messages"][-1]["content"]
         self.server.seen.append(prompt)  # type: ignore[attr-defined]
         status = 503 if self.server.busy else 400 if "reject" in prompt else 200  # type: ignore[attr-defined]
         answer = {"choices": [{"index": 0, "message": {"content": f"re: {prompt}"}}]} if status == 200 else \
             {"error": {"message": "overloaded" if status == 503 else "bad request"}}
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(status, answer)
 
 
 @pytest.fixture()
 def flaky():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    server.seen, server.busy = [], False
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serve(_Flaky, seen=[], busy=False)
 
 
 def test_failed_batch_keeps_finished_requests_and_sends_no_more(flaky, tmp_path):
