@@ -36,7 +36,9 @@ def inspect(
         tok = load_llm(tokenizer, workspace_from(workspace), cache=False).tokenizer
     report = inspect_dataset(result, tokenizer=tok)
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+        from tamis.store import to_json
+
+        sys.stdout.write(to_json(report, indent=2, default=str) + "\n")
         return
     _print_report(report, result.summary())
 
@@ -77,20 +79,38 @@ def convert(
     to: str = typer.Option("messages", "--to", help="Output format: messages, alpaca, sharegpt, "
                                                     "prompt_completion, translation, labelled."),
     format: Optional[str] = FormatOpt,
-    quarantine: Optional[Path] = typer.Option(None, help="Write rejected rows here (JSONL)."),
+    quarantine: Optional[Path] = typer.Option(
+        None, help="Write rejected rows here (JSONL). Default: OUTPUT.quarantine.jsonl, written when a row is rejected."),
 ) -> None:
-    """Convert a data set between formats and file types (messages is the canonical form)."""
-    from tamis.io import read_dataset, write_dataset
+    """Convert a data set between formats and file types (messages is the canonical form).
 
+    Nothing is lost: the output may not be the input, and rejected rows always go to a quarantine
+    file beside the output (or to --quarantine)."""
+    from tamis.errors import ConfigError
+    from tamis.io import read_dataset, write_dataset
+    from tamis.io.reader import default_quarantine_path, same_file
     from tamis.manifest import Manifest
 
+    if same_file(data, output):
+        raise ConfigError(f"the output {output} is the input; converting in place would destroy it if anything "
+                          "goes wrong; write to another path, then replace the input yourself")
+    quarantine_path = quarantine or default_quarantine_path(output)
+    for taken, what in ((data, "input"), (output, "output")):
+        if same_file(quarantine_path, taken):
+            raise ConfigError(f"the quarantine file {quarantine_path} is the {what}; choose another --quarantine")
     manifest = Manifest("convert", {"data": str(data), "output": str(output), "to": to, "format": format})
     with manifest.stage("read"):
-        result = read_dataset(data, format=format, quarantine=quarantine)
+        result = read_dataset(data, format=format, quarantine=quarantine_path)
+    if quarantine is None and not result.n_rejected:
+        quarantine_path.unlink(missing_ok=True)  # an empty default quarantine (or a stale one) says nothing
+        result.quarantine_path = None
     with manifest.stage("write"):
         path = write_dataset(result.examples, output, format=to)
     manifest.count(read=result.n_read, kept=result.n_kept, rejected=result.n_rejected)
     manifest.data["detected_format"] = result.format
     manifest.output("data", path)
+    if result.quarantine_path is not None:
+        manifest.output("quarantine", result.quarantine_path)
     manifest_path = manifest.write(path.with_name(path.name + ".manifest.json"))
-    out.print(f"{result.summary()}\nwrote {len(result.examples)} examples as {to} to {path} (manifest: {manifest_path})")
+    out.print(f"{result.summary()}\nwrote {len(result.examples)} examples as {to} to {path} (manifest: {manifest_path})",
+              soft_wrap=True)  # paths unbroken: they get copied and grepped

@@ -1,8 +1,18 @@
 """File types: turn any supported file into raw rows (with line/row numbers), and rows into files.
 
 Readers never stop at a bad row: they yield a RawRow carrying the error and the original text so
-the caller can quarantine it and go on. Writers are atomic (temp file + os.replace), so a crash never
-leaves a half-written dataset where a good one used to be.
+the caller can quarantine it and go on. That includes rows no parser should be trusted with: nesting
+deeper than ``MAX_NESTING`` levels (Python's parser would raise RecursionError, and later steps
+recurse too) and integers longer than Python's int-string conversion limit (``ValueError``). A
+compressed file that ends early raises :class:`TruncatedFile` after the rows before the damage.
+
+Writers are atomic (temp file + os.replace), so a crash never leaves a half-written dataset where a
+good one used to be; a folder that cannot be written is a WorkspaceError naming it. JSON output is
+valid JSON (NaN and infinities are written as null). CSV/TSV output neutralises spreadsheet formulas
+as OWASP recommends: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets
+a leading single quote (``'=HYPERLINK(...)``), so Excel/LibreOffice show it as text instead of running
+it; cells that are plain numbers (``-1``, ``+2.5e3``) are left alone. Reading never strips such a
+quote: a leading ``'`` in a file may be the user's own data.
 """
 
 from __future__ import annotations
@@ -10,8 +20,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 import os
+import re
 import shutil
+import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +36,28 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from tamis.io.errors import DataError, RowError
+from tamis.store import to_json, writable_dir, writing
 
 JSON_COLUMNS_KEY = b"tamis.json_columns"
 HF_DESCRIPTION_PREFIX = "tamis:json_columns="
 # columns that hold structure; when a table stores them as JSON text they are decoded on read
 STRUCTURED = ("messages", "conversations", "annotations", "labels", "annotators", "meta")
+# deepest nesting of lists/objects a row may have; real chat rows have < 10, and deeper rows would
+# hit Python's recursion limit in the JSON parser or in any later step that walks them
+MAX_NESTING = 100
+# OWASP CSV injection: cells starting with these run as formulas in spreadsheets
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+class TruncatedFile(DataError):
+    """A compressed file ends early (an interrupted download or copy). ``rows_before`` rows preceded
+    the damage; ``read_dataset`` reports them (and attaches what they became as ``partial``)."""
+
+    def __init__(self, message: str, rows_before: int) -> None:
+        super().__init__(message)
+        self.rows_before = rows_before
+        self.partial: Any = None
 
 
 @dataclass
@@ -66,7 +97,10 @@ def iter_raw_rows(path: Path, *, split: str | None = None) -> Iterator[RawRow]:
     elif kind in ("csv", "tsv"):
         yield from _csv_rows(path, "\t" if kind == "tsv" else ",")
     elif kind == "parquet":
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"{path}: cannot read as Parquet ({e}); is the file complete?") from None
         meta = table.schema.metadata or {}
         json_cols = json.loads(meta.get(JSON_COLUMNS_KEY, b"[]"))
         yield from _table_rows(table.to_pylist(), json_cols)
@@ -75,9 +109,22 @@ def iter_raw_rows(path: Path, *, split: str | None = None) -> Iterator[RawRow]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[RawRow]:
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as f:
-        for lineno, line in enumerate(f, 1):
+    compressed = path.suffix.lower() == ".gz"
+    lineno = 0
+    with (gzip.open if compressed else open)(path, "rb") as f:
+        lines = iter(f)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                break
+            except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+                # EOFError would otherwise reach click, which prints only "Aborted."
+                what = "ends early (truncated)" if isinstance(err, EOFError) else f"is corrupt ({err})"
+                raise TruncatedFile(
+                    f"{path}: the {'gzip stream' if compressed else 'file'} {what} after line {lineno}; the rows "
+                    "before it are intact, the rest is lost; re-download or re-compress the file", lineno) from None
+            lineno += 1
             line = line.strip()
             if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:]
@@ -92,21 +139,71 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
                              base64.b64encode(line).decode("ascii"))
                 continue
             try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                err = RowError(None, f"malformed JSON: {e.msg} (column {e.colno})",
-                               "fix the line so it is one complete JSON object", "malformed_json")
+                data = parse_json(text)
+            except RowError as err:
                 yield RawRow(lineno, None, text, err)
                 continue
-            yield _object_row(lineno, data)
+            yield _object_row(lineno, data, text)
 
 
-def _object_row(row: int, data: Any) -> RawRow:
+def parse_json(text: str) -> Any:
+    """``json.loads`` that turns the parser's crashes on hostile input into a RowError.
+
+    Nesting beyond Python's recursion limit raises RecursionError, and an integer longer than
+    ``sys.get_int_max_str_digits()`` raises ValueError (CVE-2020-10735's limit); both are row
+    problems, not reasons to stop reading."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RowError(None, f"malformed JSON: {e.msg} (column {e.colno})",
+                       "fix the line so it is one complete JSON object", "malformed_json") from None
+    except RecursionError:
+        raise _too_deep(parsed=False) from None
+    except ValueError as e:  # int-string conversion limit
+        limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+        raise RowError(None, f"a number has more than {limit} digits ({e})",
+                       "store such a number as a string, or drop the row", "number_too_long") from None
+
+
+def _too_deep(parsed: bool) -> RowError:
+    found = f"more than {MAX_NESTING} levels" if parsed else "deeper than Python's JSON parser allows"
+    return RowError(None, f"lists/objects nested {found} (at most {MAX_NESTING} are read)",
+                    "flatten the row; no training format needs this depth", "too_deep")
+
+
+def nesting_depth(value: Any, stop_after: int = MAX_NESTING) -> int:
+    """How deeply lists/dicts nest in ``value`` (a scalar is 0), found without recursion; counting
+    stops a level past ``stop_after``, which is all a caller needs to know."""
+    depth = 0
+    level = [value]
+    while level and depth <= stop_after:
+        nested = [v for v in level if isinstance(v, (dict, list, tuple))]
+        if not nested:
+            break
+        depth += 1
+        level = [c for v in nested for c in (v.values() if isinstance(v, dict) else v)]
+    return depth
+
+
+def _object_row(row: int, data: Any, text: str | None = None) -> RawRow:
+    """A parsed row; the original text (when there is one) is what a quarantine keeps of a bad row."""
     if isinstance(data, dict):
+        if nesting_depth(data) > MAX_NESTING:
+            return RawRow(row, None, text if text is not None else _raw_text(data), _too_deep(parsed=True))
         return RawRow(row, data, data)
     err = RowError(None, f"expected a JSON object per row, got {type(data).__name__}",
                    "each row must be an object like {\"messages\": [...]}", "wrong_type")
+    if nesting_depth(data) > MAX_NESTING:
+        return RawRow(row, None, text if text is not None else _raw_text(data), err)
     return RawRow(row, None, data, err)
+
+
+def _raw_text(data: Any) -> str | None:
+    """A deep row as JSON text for the quarantine (the writer must not recurse into it again)."""
+    try:
+        return json.dumps(data, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return None
 
 
 def _json_rows(path: Path) -> Iterator[RawRow]:
@@ -118,6 +215,11 @@ def _json_rows(path: Path) -> Iterator[RawRow]:
         raise DataError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}; "
                         "fix it, or store one object per line as .jsonl so one bad row cannot spoil the file"
                         ) from None
+    except (RecursionError, ValueError) as e:
+        # one hostile value spoils a whole JSON document: its parser cannot skip a row
+        why = "nests deeper than Python's JSON parser allows" if isinstance(e, RecursionError) else f"has {e}"
+        raise DataError(f"{path}: the document {why}; store one object per line as .jsonl so such a row is "
+                        "quarantined and the rest is read") from None
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
         doc = doc["data"]
     elif isinstance(doc, dict):
@@ -131,12 +233,21 @@ def _json_rows(path: Path) -> Iterator[RawRow]:
         yield _object_row(i, item)
 
 
-def _decode_cell(value: Any) -> Any:
+def _decode_cell(value: Any, field: str | None = None) -> Any:
+    """A text cell holding JSON structure, decoded; other text as is. Hostile JSON is a RowError."""
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
+            decoded = parse_json(value)
+        except RowError as err:
+            if err.kind == "malformed_json":
+                return value  # plain text that happens to start with a bracket
+            err.field = field
+            raise
+        if nesting_depth(decoded) > MAX_NESTING:
+            err = _too_deep(parsed=True)
+            err.field = field
+            raise err
+        return decoded
     return value
 
 
@@ -169,11 +280,14 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[RawRow]:
             if value is None or (key in STRUCTURED and not value):
                 continue  # an empty structured cell means "this row has none"
             try:
-                row[key] = _decode_cell(value.decode("utf-8", errors="strict"))
+                row[key] = _decode_cell(value.decode("utf-8", errors="strict"), key)
             except UnicodeDecodeError as e:
                 row[key] = value.decode("utf-8", "backslashreplace")
                 error = error or RowError(key, f"invalid UTF-8 (byte {e.start} of the cell)",
                                           "re-save the file as UTF-8", "invalid_utf8")
+            except RowError as e:
+                row[key] = value.decode("utf-8")  # the cell's text, for the quarantine
+                error = error or e
         yield RawRow(i, None if error else row, row, error)
 
 
@@ -193,15 +307,24 @@ def _locate(path: Path, bad: list[Any]) -> list[int | None]:
 
 def _table_rows(rows: list[dict[str, Any]], json_cols: list[str]) -> Iterator[RawRow]:
     for i, row in enumerate(rows, 1):
-        for key in list(row):
-            if key in json_cols:
-                if row[key] is None:  # the row had no such column
-                    del row[key]
-                else:
-                    row[key] = json.loads(row[key])
-            elif key in STRUCTURED:
-                row[key] = _decode_cell(row[key])
-        yield RawRow(i, row, row)
+        raw = dict(row)
+        try:
+            for key in list(row):
+                if key in json_cols:
+                    if row[key] is None:  # the row had no such column
+                        del row[key]
+                    else:
+                        try:
+                            row[key] = parse_json(row[key])
+                        except RowError as err:
+                            err.field = key
+                            raise
+                elif key in STRUCTURED:
+                    row[key] = _decode_cell(row[key], key)
+        except RowError as err:
+            yield RawRow(i, None, raw, err)
+            continue
+        yield _object_row(i, row)
 
 
 def _hf_rows(path: Path, split: str | None) -> Iterator[RawRow]:
@@ -232,27 +355,28 @@ def _hf_rows(path: Path, split: str | None) -> Iterator[RawRow]:
 def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
     """Write rows to `path` (type from the suffix; no suffix = datasets folder), atomically."""
     kind = "hf" if not path.suffix else file_kind(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        if kind == "jsonl":
-            opener = gzip.open if path.suffix.lower() == ".gz" else open
-            with opener(tmp, "wt", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        elif kind == "json":
-            tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-        elif kind in ("csv", "tsv"):
-            cols = _columns(rows)
-            data = {c: pa.array([_cell(r.get(c)) for r in rows], pa.string()) for c in cols}
-            opts = pcsv.WriteOptions(delimiter="\t" if kind == "tsv" else ",")
-            pcsv.write_csv(pa.table(data), tmp, write_options=opts)
-        elif kind == "parquet":
-            table, json_cols = arrow_table(rows)
-            pq.write_table(table.replace_schema_metadata({JSON_COLUMNS_KEY: json.dumps(json_cols)}), tmp)
-        else:
-            _save_hf(rows, tmp)
-        _replace(tmp, path)
+        with writing(path):
+            if kind == "jsonl":
+                opener = gzip.open if path.suffix.lower() == ".gz" else open
+                with opener(tmp, "wt", encoding="utf-8") as f:
+                    for row in rows:
+                        f.write(to_json(row) + "\n")
+            elif kind == "json":
+                tmp.write_text(to_json(rows, indent=1), encoding="utf-8")
+            elif kind in ("csv", "tsv"):
+                cols = _columns(rows)
+                data = {c: pa.array([_csv_cell(r.get(c)) for r in rows], pa.string()) for c in cols}
+                opts = pcsv.WriteOptions(delimiter="\t" if kind == "tsv" else ",")
+                pcsv.write_csv(pa.table(data), tmp, write_options=opts)
+            elif kind == "parquet":
+                table, json_cols = arrow_table(rows)
+                pq.write_table(table.replace_schema_metadata({JSON_COLUMNS_KEY: json.dumps(json_cols)}), tmp)
+            else:
+                _save_hf(rows, tmp)
+            _replace(tmp, path)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -269,9 +393,25 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _cell(value: Any) -> str | None:
+    """A CSV cell: text as is, a missing value (None, NaN, inf) empty, anything else as JSON."""
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return to_json(value)
+
+
+def neutralise_formula(text: str) -> str:
+    """OWASP's CSV-injection defence: a cell a spreadsheet would run as a formula gets a leading
+    single quote; plain numbers (``-1``, ``+2.5``) are data, not formulas, and stay as they are."""
+    if text.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv_cell(value: Any) -> str | None:
+    text = _cell(value)
+    return text if text is None else neutralise_formula(text)
 
 
 def arrow_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[str]]:
@@ -289,8 +429,7 @@ def arrow_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[str]]:
                 pass
         # JSON text: a present value (even null) is text, an absent one is null, so nothing is invented
         json_cols.append(col)
-        data[col] = pa.array([json.dumps(r[col], ensure_ascii=False) if col in r else None for r in rows],
-                             pa.string())
+        data[col] = pa.array([to_json(r[col]) if col in r else None for r in rows], pa.string())
     return pa.table(data), json_cols
 
 

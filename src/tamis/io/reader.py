@@ -1,12 +1,12 @@
 """read_dataset / write_dataset: the front door of the data layer.
 
 Reading never silently drops a row: each rejected row becomes a Problem and (when asked) a line of
-the quarantine file holding the original row, so the user can fix it and read it again.
+the quarantine file holding the original row, so the user can fix it and read it again. A file that
+cannot be used at all raises DataError; its rejected rows are still written to the quarantine first.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from tamis.io.errors import DataError, Problem, RowError
-from tamis.io.files import RawRow, iter_raw_rows, write_rows
+from tamis.io.files import RawRow, TruncatedFile, iter_raw_rows, write_rows
 from tamis.io.formats import FORMATS, detect_format, from_row, to_row
 from tamis.records import Example
+from tamis.store import to_json, writable_dir, writing
 
 DETECT_ROWS = 200
 
@@ -32,6 +33,8 @@ class ReadResult:
     n_rejected: int
     problems: list[Problem] = field(default_factory=list)
     quarantine_path: Path | None = None
+    # the rejected rows as found in the file, in the order of ``problems`` (for write_quarantine)
+    rejected: list[RawRow] = field(default_factory=list, repr=False)
 
     @property
     def n_kept(self) -> int:
@@ -42,6 +45,13 @@ class ReadResult:
         if self.n_rejected and self.quarantine_path is not None:
             line += f" (quarantine: {self.quarantine_path})"
         return line
+
+    def write_quarantine(self, dest: str | Path) -> Path:
+        """Write the rejected rows (original row, file, row number, field, reason, hint) as JSONL."""
+        path = _write_quarantine(dest, self.problems, self.rejected)
+        assert path is not None
+        self.quarantine_path = path
+        return path
 
 
 def read_dataset(
@@ -67,19 +77,24 @@ def read_dataset(
     if format is not None and format not in FORMATS:
         raise DataError(f"{name}: unknown format {format!r}; supported formats: {', '.join(FORMATS)}")
     raws: list[RawRow] = []
-    for raw in iter_raw_rows(src, split=split):
-        if limit is not None and len(raws) >= limit:
-            break
-        if raw.data is not None and (columns or defaults):
-            raw.data = _remap(raw.data, columns or {}, defaults or {})
-        raws.append(raw)
+    truncated: TruncatedFile | None = None
+    try:
+        for raw in iter_raw_rows(src, split=split):
+            if limit is not None and len(raws) >= limit:
+                break
+            if raw.data is not None and (columns or defaults):
+                raw.data = _remap(raw.data, columns or {}, defaults or {})
+            raws.append(raw)
+    except TruncatedFile as err:
+        truncated = err
     parsed = [r.data for r in raws if r.data is not None]
     if not raws:
-        raise DataError(f"{name}: the file holds no rows; check that it is the right file")
+        raise truncated or DataError(f"{name}: the file holds no rows; check that it is the right file")
     if format is None:
         if not parsed:
-            _write_quarantine(quarantine, _problems_only(raws, name), raws)
-            raise DataError(f"{name}: no row could be parsed; first problems:\n" + _first(_problems_only(raws, name)))
+            qpath = _write_quarantine(quarantine, _problems_only(raws, name), [r for r in raws if r.error])
+            raise DataError(f"{name}: no row could be parsed{_kept_in(qpath)}; first problems:\n"
+                            + _first(_problems_only(raws, name)))
         try:
             format = detect_format(parsed[:DETECT_ROWS])
         except DataError as e:
@@ -114,10 +129,22 @@ def read_dataset(
         examples.append(ex)
 
     qpath = _write_quarantine(quarantine, problems, rejected)
+    if not examples and truncated is not None:
+        raise TruncatedFile(f"{truncated}; no usable row before it{_kept_in(qpath)}", truncated.rows_before)
     if not examples:
-        raise DataError(f"{name}: no usable row ({len(raws)} read as {format}, all rejected); first problems:\n"
-                        + _first(problems))
-    return ReadResult(examples, format, src, len(raws), len(rejected), problems, qpath)
+        raise DataError(f"{name}: no usable row ({len(raws)} read as {format}, all rejected{_kept_in(qpath)}); "
+                        "first problems:\n" + _first(problems))
+    result = ReadResult(examples, format, src, len(raws), len(rejected), problems, qpath, rejected)
+    if truncated is not None:
+        # a damaged file fails loudly; what could be read is reported and handed to library callers
+        error = TruncatedFile(f"{truncated} ({result.summary()})", truncated.rows_before)
+        error.partial = result
+        raise error from None
+    return result
+
+
+def _kept_in(qpath: Path | None) -> str:
+    return f"; rejected rows kept in {qpath}" if qpath is not None else ""
 
 
 def _remap(row: dict[str, Any], columns: Mapping[str, str], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,16 +172,21 @@ def _write_quarantine(dest: str | Path | None, problems: list[Problem], rejected
     if dest is None:
         return None
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    writable_dir(dest.parent)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for p, raw in zip(problems, rejected):
-            rec: dict[str, Any] = {"file": p.file, "row": p.row, "field": p.field, "reason": p.message,
-                                   "hint": p.hint, "kind": p.kind, "raw": raw.raw}
-            if raw.raw_bytes_b64 is not None:
-                rec["raw_bytes_b64"] = raw.raw_bytes_b64
-            f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, dest)
+    try:
+        with writing(dest):
+            with open(tmp, "w", encoding="utf-8") as f:
+                for p, raw in zip(problems, rejected):
+                    rec: dict[str, Any] = {"file": p.file, "row": p.row, "field": p.field, "reason": p.message,
+                                           "hint": p.hint, "kind": p.kind, "raw": raw.raw}
+                    if raw.raw_bytes_b64 is not None:
+                        rec["raw_bytes_b64"] = raw.raw_bytes_b64
+                    f.write(to_json(rec, default=str) + "\n")
+            os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return dest
 
 
@@ -164,3 +196,17 @@ def write_dataset(examples: Iterable[Example], path: str | Path, *, format: str 
         raise DataError(f"{path}: unknown format {format!r}; supported formats: {', '.join(FORMATS)}")
     rows = [to_row(ex, format) for ex in examples]
     return write_rows(rows, Path(path))
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file or folder (symlinks and relative paths resolved)."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def default_quarantine_path(output: str | Path) -> Path:
+    """Where rejected rows go when the user names no quarantine: beside the output, named after it."""
+    output = Path(output)
+    return output.with_name(output.name + ".quarantine.jsonl")
