@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from tamis.cli import app
 from tamis.curate.decisions import read_decisions
+from tamis.signals.registry import read_signals
 
 runner = CliRunner()
 ROWS = [("What is the capital of France?", "Paris is the capital of France.", False),
@@ -26,7 +27,7 @@ def test_score_filter_correct_evaluate(tmp_path, models_dir):
     res = runner.invoke(app, ["score", "confidence", str(data), "--k", "2", "--max-tokens", "16",
                               "--out", str(tmp_path / "score"), *ws])
     assert res.exit_code == 0, res.output
-    signals = [json.loads(line) for line in (tmp_path / "score" / "signals.jsonl").read_text().splitlines()]
+    signals = read_signals(tmp_path / "score").rows()
     assert {s["id"] for s in signals} == {"e0", "e1", "e2", "e3"}
     for key in ("confidence", "observed_consistency", "self_reflection", "loglik_mean", "ifd", "judge", "random"):
         assert all(isinstance(s[key], float) for s in signals), key
@@ -36,7 +37,8 @@ def test_score_filter_correct_evaluate(tmp_path, models_dir):
     res = runner.invoke(app, ["filter", str(data), "--scores", str(tmp_path / "score"), "--out", str(tmp_path / "filter")])
     assert res.exit_code == 0, res.output
     decisions = read_decisions(tmp_path / "filter" / "decisions.jsonl")
-    assert sorted(d.action for d in decisions) == ["filter", "filter", "keep", "keep"]
+    assert sorted(d.action for d in decisions) == ["drop", "drop", "keep", "keep"]
+    assert all(d.step == "filter" and "confidence" in d.reason for d in decisions)
 
     res = runner.invoke(app, ["correct", str(data), "--decisions", str(tmp_path / "filter" / "decisions.jsonl"),
                               "--k", "2", "--max-tokens", "16", "--review-above", "0.0", "--out",
@@ -45,9 +47,10 @@ def test_score_filter_correct_evaluate(tmp_path, models_dir):
     corrected = read_decisions(tmp_path / "correct" / "decisions.jsonl")
     assert len(corrected) == 4 and all(d.reason for d in corrected)
     for d in corrected:
-        if d.step == "auto-correct":
-            assert d.action in ("correct", "review", "filter") and 0 <= d.scores["judge_confidence"] <= 1
-            assert d.scores["candidate"] and (d.action == "filter" or d.corrected[-1]["content"] == d.scores["candidate"])
+        if d.step == "auto_correct":
+            assert d.action in ("edit", "review", "drop") and 0 <= d.scores["judge_confidence"] <= 1
+            candidate = d.evidence["candidate"]  # text is evidence, never a score
+            assert candidate and (d.action == "drop" or d.corrected[-1]["content"] == candidate)
 
     res = runner.invoke(app, ["evaluate-detector", str(data), "--flag", "swapped", "--scores",
                               str(tmp_path / "score"), "--resamples", "50", "--out", str(tmp_path / "eval")])
@@ -61,4 +64,12 @@ def test_missing_scores_is_a_clear_error(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n")
     res = runner.invoke(app, ["filter", str(data), "--scores", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "tamis score confidence" in res.output
+    assert res.exit_code == 2 and "no such signals file" in res.output
+
+
+@pytest.mark.slow
+def test_labelled_data_cannot_be_scored_for_confidence(tmp_path, models_dir):
+    data = tmp_path / "labels.jsonl"
+    data.write_text("".join(json.dumps({"text": f"text {i}", "label": "a"}) + "\n" for i in range(3)))
+    res = runner.invoke(app, ["score", "confidence", str(data), "--out", str(tmp_path / "s"), "-w", str(tmp_path / "ws")])
+    assert res.exit_code == 2 and "none of the 3 examples can be scored" in res.output

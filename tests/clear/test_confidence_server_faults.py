@@ -29,6 +29,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tamis.signals.registry import read_signals
 from tamis.cli import app
 from tamis.store import Workspace
 
@@ -249,7 +250,7 @@ def score(data: Path, model: str, ws: Path, out: Path) -> Any:
 
 def outputs(out: Path) -> dict[str, Any]:
     read = lambda name: [json.loads(line) for line in (out / name).read_text().splitlines()]
-    return {"signals": read("signals.jsonl"), "samples": read("samples.jsonl"),
+    return {"signals": read_signals(out).rows(), "samples": read("samples.jsonl"),
             "manifest": json.loads((out / "manifest.json").read_text())}
 
 
@@ -345,7 +346,7 @@ def test_server_lost_mid_run_then_resumed(mode, cut, fresh_proxy, reference, dat
     assert "Traceback" not in res.output and "error:" in res.output
     assert proxy.url in res.output
     assert ("is the server running" if mode == "refuse" else f"no answer within {timeout} s") in res.output
-    assert not (out / "signals.jsonl").exists()  # no half-written outputs
+    assert not (out / "signals.parquet").exists()  # no half-written outputs
     first = useful(proxy.forwarded)
     assert len(proxy.forwarded) == cut and len(first) == cut
 
@@ -464,7 +465,7 @@ def test_bad_input_is_quarantined_or_noted(stub, tmp_path, baselines):
     )
     res = stub_score(stub, data, tmp_path, baselines)
     assert res.exit_code == 0, res.output
-    signals = {s["id"]: s for s in map(json.loads, (tmp_path / "out" / "signals.jsonl").read_text().splitlines())}
+    signals = {s["id"]: s for s in read_signals(tmp_path / "out").rows()}
     assert set(signals) == {"ok", "long_response", "long_prompt"}
     assert signals["ok"]["confidence"] == pytest.approx(1.0)
     assert "response truncated to 2000 characters" in signals["long_response"]["notes"]
@@ -501,7 +502,7 @@ def test_server_answering_non_text(stub, tmp_path, content, ok):
     res = stub_score(stub, data, tmp_path)
     if ok:
         assert res.exit_code == 0, res.output
-        [row] = map(json.loads, (tmp_path / "out" / "signals.jsonl").read_text().splitlines())
+        [row] = read_signals(tmp_path / "out").rows()
         assert isinstance(row["confidence"], float)
         assert row["r_mean"] == (1.0 if isinstance(content, list) else 0.0)
     else:

@@ -56,12 +56,13 @@ def test_filter_median_quantile_fraction_threshold_and_review():
     actions = {d.id: d.action for d in decisions}
     assert sum(a == "keep" for a in actions.values()) == 5 and actions["none"] == "review"
     assert "empty response" in [d for d in decisions if d.id == "none"][0].reason
-    assert all(d.reason and d.step == "auto-filter" for d in decisions)
+    assert all(d.reason and d.step == "filter" for d in decisions)
     kept = lambda rule: sum(d.action == "keep" for d in auto_filter(rows, rule)[0])  # noqa: E731
     assert kept(FilterRule(keep_fraction=0.3)) == 3
     assert kept(FilterRule(threshold=0.75)) == 2
     assert kept(FilterRule(quantile=0.2)) == 8
-    assert kept(FilterRule(signal="confidence", threshold=0.25, higher_is_better=False)) == 3
+    ifd_rows = [{"id": f"e{i}", "ifd": i / 10} for i in range(10)]
+    assert sum(d.action == "keep" for d in auto_filter(ifd_rows, FilterRule(signal="ifd", threshold=0.25))[0]) == 3
     with pytest.raises(ValueError):
         FilterRule(threshold=0.5, quantile=0.5)
 

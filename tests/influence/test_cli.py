@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tamis.cli import app
+from tamis.signals.registry import read_signals
 
 
 def _write_wmt(shared_data, tmp_path):
@@ -29,16 +30,18 @@ def _write_wmt(shared_data, tmp_path):
 def test_score_influence_then_select(shared_data, tmp_path, models_dir):
     seed, cands = _write_wmt(shared_data, tmp_path)
     out = tmp_path / "out"
-    args = ["score", "influence", str(cands), "--seed", str(seed), "-w", str(tmp_path / "ws"), "-o", str(out),
+    args = ["score", "influence", str(cands), "--seed-set", str(seed), "-w", str(tmp_path / "ws"), "-o", str(out),
             "--hessian", "kfac", "--projection-dim", "512", "--max-length", "96", "--batch-size", "6", "--lora-r", "4"]
     runner = CliRunner()
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     table = pq.read_table(out / "influence.parquet").to_pylist()
+    signals = read_signals(out)  # the common signal table, beside the G-DIG files
+    assert signals.ids == [r["id"] for r in table] and signals.value_map("influence_mean")
     assert len(table) == 6 and all(len(r["influence_batches"]) == 1 for r in table)
     assert len({round(r["influence_mean"], 12) for r in table}) == 6  # real, distinct scores
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"]["features_computed"] == 6 and "positive" in manifest["config"]["sign"]
+    assert manifest["counts"]["features_computed"] == 6 and "positive" in manifest["sign"]
 
     again = runner.invoke(app, args)  # a re-run reuses factors and features
     assert again.exit_code == 0, again.output
@@ -50,6 +53,6 @@ def test_score_influence_then_select(shared_data, tmp_path, models_dir):
     assert sel.exit_code == 0, sel.output
     decisions = [json.loads(line) for line in open(out / "select" / "decisions.jsonl")]
     assert len(decisions) == 6 and all(d["reason"] for d in decisions)
-    n_selected = sum(d["action"] == "select" for d in decisions)
+    n_selected = sum(d["action"] == "keep" for d in decisions)
     assert n_selected == min(2, sum(r["influence_mean"] > 0 for r in table))
     assert len(open(out / "select" / "selected.jsonl").readlines()) == n_selected

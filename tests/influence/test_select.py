@@ -31,10 +31,10 @@ def test_select_every_candidate_gets_a_decision():
     ids = [f"c{i}" for i in range(20)]
     decisions = select(ids, batches, features, SelectionConfig(rule="all", budget=4, clusters=2))
     assert [d.id for d in decisions] == ids
-    chosen = [d for d in decisions if d.action == "select"]
+    chosen = [d for d in decisions if d.action == "keep"]
     assert len(chosen) == 4
     assert {d.scores["cluster"] for d in chosen} == {0, 1} and all(int(d.id[1:]) % 2 == 0 for d in chosen)
     failing = [d for d in decisions if d.scores["influence_n_positive"] == 0]
-    assert failing and all(d.action == "filter" and "0/3 seed batches" in d.reason for d in failing)
-    unsampled = [d for d in decisions if d.action == "filter" and d.scores["influence_n_positive"] == 3]
+    assert failing and all(d.action == "drop" and "0/3 seed batches" in d.reason for d in failing)
+    unsampled = [d for d in decisions if d.action == "drop" and d.scores["influence_n_positive"] == 3]
     assert len(unsampled) == 6 and all("not sampled" in d.reason for d in unsampled)

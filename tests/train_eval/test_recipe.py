@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tamis.errors import ConfigError
+
 from tamis.io import DataError, read_dataset
 from tamis.pipeline.demo import demo_data_path
 from tamis.pipeline.recipe import load_recipe
-from tamis.pipeline.steps import StepContext, get_step
+from tamis.curate.steps import StepContext, get_step
 
 
 def test_shipped_recipe_loads_with_paths_relative_to_it():
@@ -35,12 +37,12 @@ def test_sample_step_is_seeded_and_gives_every_example_a_reason(tmp_path, worksp
     step = get_step("sample")
     ctx = StepContext(workspace=workspace, out_dir=tmp_path)
     first = step(examples, {"n": 10}, ctx)
-    assert len(first) == len(examples) and sum(d.action == "select" for d in first) == 10
+    assert len(first) == len(examples) and sum(d.action == "keep" for d in first) == 10
     assert all(d.reason for d in first)
     assert [d.action for d in step(examples, {"n": 10}, ctx)] == [d.action for d in first]
     assert [d.action for d in step(examples, {"n": 10, "seed": 1}, ctx)] != [d.action for d in first]
 
 
 def test_unknown_step_names_the_available_ones():
-    with pytest.raises(DataError, match="unknown recipe step 'nope'; available: .*sample"):
+    with pytest.raises(ConfigError, match="unknown recipe step 'nope'.*known: .*sample"):
         get_step("nope")

@@ -127,13 +127,14 @@ def test_synthetic_recipe_data_resolves(shared_data, monkeypatch):
 def test_step_parameter_typos_fail_before_any_model_loads(tmp_path, workspace):
     from tamis.io import read_dataset
     from tamis.pipeline.demo import demo_data_path
-    from tamis.pipeline.steps import StepContext, get_step
+    from tamis.curate.steps import StepContext, get_step
+    from tamis.errors import ConfigError
 
     examples = read_dataset(demo_data_path()).examples[:4]
     ctx = StepContext(workspace=workspace, out_dir=tmp_path)
-    with pytest.raises(DataError, match="'auto_correct': unknown parameter.*judgek; it takes: .*judge_k"):
+    with pytest.raises(ConfigError, match="'auto_correct': unknown parameter 'judgek'; did you mean judge_k"):
         get_step("auto_correct")(examples, {"judgek": 1}, ctx)
-    with pytest.raises(DataError, match="'confidence_filter': unknown parameter"):
+    with pytest.raises(ConfigError, match="'confidence_filter': unknown parameter"):
         get_step("confidence_filter")(examples, {"quantiel": 0.5}, ctx)
-    with pytest.raises(DataError, match="'influence_select' needs seed"):
+    with pytest.raises(ConfigError, match="'influence_select' needs seed_set"):
         get_step("influence_select")(examples, {"budget": 2}, ctx)

@@ -43,13 +43,13 @@ def test_clear_study(data_root, workspace, tmp_path):
     train = [json.loads(x) for x in (out / "data" / "train.jsonl").read_text().splitlines()]
     assert sum("corruption" in r.get("meta", {}) for r in train) == 4
     corrected = _decisions(out, "auto-correct")
-    assert len(corrected) == 8 and {d["action"] for d in corrected} <= {"keep", "correct", "filter"}
+    assert len(corrected) == 8 and {d["action"] for d in corrected} <= {"keep", "edit", "drop"}
     judged = [d for d in corrected if d["step"] == "auto_correct"]
-    filtered = [d for d in _decisions(out, "auto-filter") if d["action"] == "filter"]
+    filtered = [d for d in _decisions(out, "auto-filter") if d["action"] == "drop"]
     assert len(judged) == len(filtered) == 8 - n_filtered  # the same confidence, so the same filter
     assert all("judge_confidence" in d["scores"] and d["reason"] for d in judged)
     # eta 0: every non-empty answer the judge saw replaces its target
-    assert any(d["action"] == "correct" and d["corrected"][-1]["role"] == "assistant" for d in judged)
+    assert any(d["action"] == "edit" and d["corrected"][-1]["role"] == "assistant" for d in judged)
     counts = json.loads((out / "variants/auto-correct/step0-auto_correct/counts.json").read_text())
     assert counts["candidates"] == len(judged)
     assert "token_f1" in result.report.read_text()
@@ -57,7 +57,7 @@ def test_clear_study(data_root, workspace, tmp_path):
 
 def test_gdig_study_through_the_cli(data_root, workspace, tmp_path):
     # the shipped selection rules at a budget of 3 of 8 candidates; a cheap influence setting
-    influence = ('{seed: "split:seed", hessian: kfac, projection_dim: 512, factor_limit: 4, '
+    influence = ('{seed_set: "split:seed", hessian: kfac, projection_dim: 512, factor_limit: 4, '
                  'gradients: {lora_targets: [q_proj, v_proj]}')
     variants = (f"{{quality-3: {{group: quality, x: 3, steps: [{{influence_select: {influence}, rule: topk, "
                 "top_k: 3, clusters: 1}}]}, "
@@ -76,7 +76,7 @@ def test_gdig_study_through_the_cli(data_root, workspace, tmp_path):
     assert all(set(r["metrics"]) == {"bleu", "corpus_chrf", "ter"} for r in rows)  # translation metrics
     assert rows[0]["n_train"] == 3 and 0 < rows[1]["n_train"] <= 3
     quality = _decisions(out, "quality-3")
-    assert len(quality) == 8 and sum(d["action"] == "select" for d in quality) == 3
+    assert len(quality) == 8 and sum(d["action"] == "keep" for d in quality) == 3
     assert all("influence_mean" in d["scores"] and d["reason"] for d in quality)
     # both variants used one shared influence run
     runs = {(out / "variants" / v / "step0-influence_select" / "influence-run.txt").read_text() for v in

@@ -7,11 +7,14 @@ Commands live in sibling modules (one per area) that register themselves on thes
 from __future__ import annotations
 
 import functools
+import inspect
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tamis import __version__
 
@@ -36,22 +39,70 @@ F = TypeVar("F", bound=Callable[..., Any])
 WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="TAMIS_WORKSPACE",
                             help="Workspace folder for runs, models and the call cache [default: ./tamis-workspace].")
 FormatOpt = typer.Option(None, "--format", "-f", help="Input format, if auto-detection should be overridden.")
+OverwriteOpt = typer.Option(False, "--overwrite", help="Replace an output folder made with other settings.")
+
+
+def _load_config(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
+    """``--config FILE.yaml``: the file's keys become this command's option defaults (the command line wins)."""
+    if value is None:
+        return None
+    from tamis.errors import ConfigError, unknown
+    from tamis.settings import load_config_file
+
+    names: dict[str, str] = {}
+    for param in ctx.command.params:
+        if param.name and param.name != "config":
+            names[param.name] = param.name
+            for opt in getattr(param, "opts", []):
+                names[opt.lstrip("-").replace("-", "_")] = param.name
+    defaults = {}
+    try:
+        for key, item in load_config_file(str(value)).items():
+            name = names.get(str(key).replace("-", "_"))
+            if name is None:
+                raise ConfigError(f"{value}: {unknown('option', str(key), sorted(set(names.values())))}")
+            defaults[name] = ",".join(map(str, item)) if isinstance(item, list) and _is_text_list(ctx, name) else item
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    ctx.default_map = (ctx.default_map or {}) | defaults
+    return value
+
+
+def _is_text_list(ctx: typer.Context, name: str) -> bool:
+    """A comma-separated text option (e.g. --lora-targets) given as a YAML list."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return not getattr(param, "multiple", False) and getattr(param.type, "name", "") == "text"
+
+
+ConfigOpt = typer.Option(None, "--config", help="YAML file of option values (keys are option names; the command "
+                         "line wins).", is_eager=True, callback=_load_config, exists=True, dir_okay=False)
 
 
 def friendly_errors(fn: F) -> F:
-    """Turn expected failures (bad data, unusable model) into one clear message and exit code 2."""
+    """Give a command ``--config FILE.yaml`` and turn expected failures (any ``TamisError``) into one
+    clear line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tamis.io import DataError
-        from tamis.models import ModelError
+        from tamis.errors import TamisError
 
+        kwargs.pop("config", None)
         try:
             return fn(*args, **kwargs)
-        except (DataError, ModelError, FileNotFoundError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # never hard-wrap: logs get grepped
+        except (TamisError, FileNotFoundError) as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)  # never hard-wrap: logs get grepped
             raise typer.Exit(2) from None
 
+    signature = inspect.signature(fn)
+    for param in signature.parameters.values():  # help is plain text: "[default: x]" must not become markup
+        info = param.default
+        if getattr(info, "help", None) and not getattr(info, "_tamis_escaped", False):
+            info.help = escape(info.help)
+            info._tamis_escaped = True
+    if "config" not in signature.parameters:
+        extra = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=ConfigOpt, annotation=Optional[Path])
+        params = list(signature.parameters.values())
+        wrapper.__signature__ = signature.replace(parameters=params + [extra])  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
@@ -87,3 +138,41 @@ def print_results(rows: list[dict[str, Any]], title: str) -> None:
     for row in display:
         table.add_row(*row.values())
     out.print(table)
+
+
+def opt(cls: type, name: str, *flags: str, required: bool = False, **overrides: Any) -> Any:
+    """A typer option built from a config class's field: its default, help, range and choices are
+    declared once, in the library (``tamis.settings.setting``)."""
+    from tamis.settings import setting_info
+
+    default, help_text, meta = setting_info(cls, name)
+    if required:
+        default = ...
+    extra = []
+    if meta.get("choices"):
+        extra.append("one of " + ", ".join(meta["choices"]))
+    if meta.get("range"):
+        lo, hi = meta["range"]
+        extra.append(f"range {'-inf' if lo is None else lo} to {'inf' if hi is None else hi}")
+    if extra:
+        help_text = f"{help_text} ({'; '.join(extra)})"
+    if isinstance(default, tuple) and default is not ...:
+        default = ",".join(default) if all(isinstance(x, str) for x in default) else list(default)
+    callback = _check_setting(name, meta) if (meta.get("choices") or meta.get("range")) else None
+    return typer.Option(default, *flags, help=help_text, callback=callback, **overrides)
+
+
+def _check_setting(name: str, meta: dict[str, Any]) -> Callable[[Any], Any]:
+    """Check a value at parse time against its declared range/choices ('did you mean ...?')."""
+
+    def check(value: Any) -> Any:
+        from tamis.errors import ConfigError
+        from tamis.settings import check_range
+
+        try:
+            check_range("", name, value, meta)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        return value
+
+    return check

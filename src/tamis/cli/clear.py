@@ -1,4 +1,4 @@
-"""CLEAR commands: score confidence, filter, correct, evaluate-detector."""
+"""CLEAR commands: score confidence, filter (policies over any runs' signals), correct, evaluate-detector."""
 
 from __future__ import annotations
 
@@ -8,111 +8,139 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, WorkspaceOpt, app, friendly_errors, out, score_app, workspace_from
+from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, score_app,
+                           workspace_from)
+from tamis.curate.correct import CorrectConfig
+from tamis.curate.filter import FilterRule
+from tamis.pipeline.clear import CorrectJob, DetectorJob, FilterJob, ScoreJob
+from tamis.signals.confidence import ConfidenceConfig
+
+OutputFormatOpt = opt(FilterJob, "output_format", "--output-format")
 
 
 @score_app.command("confidence")
 @friendly_errors
 def score_confidence(
     data: Path = typer.Argument(..., help="Data set of (prompt, response) pairs."),
-    model: str = typer.Option("transformers:smollm2", "--model", "-m", help="LLM spec (the model to fine-tune)."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/confidence-NAME]."),
+    model: str = opt(ScoreJob, "model", "--model", "-m"),
+    output: Optional[Path] = opt(ScoreJob, "out", "--out", "-o"),
     format: Optional[str] = FormatOpt,
-    k: int = typer.Option(5, help="Samples per example for observed consistency."),
-    max_tokens: int = typer.Option(96, help="Max new tokens per sample."),
-    alpha: float = typer.Option(0.8, help="Weight of semantic similarity vs exact match in O."),
-    beta: float = typer.Option(0.7, help="Weight of O vs self-reflection S in C."),
-    similarity: str = typer.Option("embedding", help="s_i: embedding (bundled MiniLM cosine), token_f1, or nli."),
-    embedder: str = typer.Option("sentence-transformers:minilm", help="Embedder spec for similarity=embedding."),
-    nli_model: Optional[str] = typer.Option(None, help="HF sequence-classification NLI model (folder or offline id)."),
-    reflection: str = typer.Option("auto", help="auto (log-probs if the backend has them), logprobs or text."),
-    baselines: bool = typer.Option(True, help="Also compute log-likelihood, IFD, judge, length, random."),
-    judge: bool = typer.Option(True, help="Include the LLM-judge 0-5 baseline."),
-    seed: int = typer.Option(0),
-    limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
+    k: int = opt(ConfidenceConfig, "k"),
+    temperature: float = opt(ConfidenceConfig, "temperature"),
+    max_tokens: int = opt(ConfidenceConfig, "max_tokens"),
+    alpha: float = opt(ConfidenceConfig, "alpha"),
+    beta: float = opt(ConfidenceConfig, "beta"),
+    similarity: str = opt(ConfidenceConfig, "similarity"),
+    embedder: str = opt(ConfidenceConfig, "embedder"),
+    nli_model: Optional[str] = opt(ConfidenceConfig, "nli_model"),
+    reflection: str = opt(ConfidenceConfig, "reflection"),
+    max_prompt_chars: int = opt(ConfidenceConfig, "max_prompt_chars"),
+    max_response_chars: int = opt(ConfidenceConfig, "max_response_chars"),
+    baselines: bool = opt(ScoreJob, "baselines"),
+    judge: bool = opt(ScoreJob, "judge"),
+    seed: int = opt(ConfidenceConfig, "seed"),
+    limit: Optional[int] = opt(ScoreJob, "limit"),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """BSDetector confidence of every example (C = beta*O + (1-beta)*S) and the peers' scores; resumable."""
-    from tamis.pipeline.clear import ScoreJob, run_score_confidence
-    from tamis.signals.confidence import ConfidenceConfig
+    from tamis.pipeline.clear import run_score_confidence
 
-    try:
-        cfg = ConfidenceConfig(k=k, max_tokens=max_tokens, alpha=alpha, beta=beta, similarity=similarity,
-                               embedder=embedder, nli_model=nli_model, reflection=reflection, seed=seed)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
+    cfg = ConfidenceConfig(k=k, temperature=temperature, max_tokens=max_tokens, alpha=alpha, beta=beta,
+                           similarity=similarity, embedder=embedder, nli_model=nli_model, reflection=reflection,
+                           seed=seed, max_prompt_chars=max_prompt_chars, max_response_chars=max_response_chars)
     job = ScoreJob(data=str(data), out=str(output) if output else None, format=format, model=model, limit=limit,
                    baselines=baselines, judge=judge, confidence=cfg)
-    result = run_score_confidence(job, workspace_from(workspace))
-    _print_distributions(result["signals"])
-    out.print(f"counts: {result['counts']}")
-    out.print(f"outputs in [bold]{result['out_dir']}[/] (signals.jsonl, samples.jsonl, summary.md, manifest.json)")
+    result = run_score_confidence(job, workspace_from(workspace), overwrite=overwrite)
+    print_distributions(result.table)
+    print_counts(result.counts, "reused: this run was complete" if result.reused else "")
+    out.print(f"outputs in [bold]{result.out_dir}[/] (signals.parquet, samples.jsonl, summary.md, manifest.json)")
 
 
-def _print_distributions(signals: list[dict[str, Any]]) -> None:
-    from tamis.pipeline.clear import describe
-    from tamis.signals.quality_baselines import SIGNAL_DIRECTION
+def print_distributions(table: Any) -> None:
+    from tamis.pipeline.clear import distributions
 
-    table = Table(title="Score distributions")
-    table.add_column("signal")
-    table.add_column("distribution")
-    for name in SIGNAL_DIRECTION:
-        values = [s.get(name) for s in signals if s.get(name) is not None]
-        if values:
-            table.add_row(name, describe(values))
-    out.print(table)
+    view = Table(title="Score distributions")
+    for col in ("signal", "better", "distribution"):
+        view.add_column(col)
+    for row in distributions(table):
+        view.add_row(*row)
+    out.print(view)
+
+
+def print_counts(counts: dict[str, Any], note: str = "") -> None:
+    view = Table(title="Counts" + (f" ({note})" if note else ""), show_header=False)
+    view.add_column("what")
+    view.add_column("n", justify="right")
+    for key, value in counts.items():
+        view.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out.print(view)
 
 
 @app.command("filter")
 @friendly_errors
 def filter_command(
     data: Path = typer.Argument(..., help="The data set that was scored."),
-    scores: Path = typer.Option(..., "--scores", "-s", help="signals.jsonl (or the score run's folder)."),
-    output: Path = typer.Option(..., "--out", "-o", help="Output folder (decisions, kept, dropped, manifest)."),
-    signal: str = typer.Option("confidence", help="Which score to threshold."),
-    threshold: Optional[float] = typer.Option(None, help="Keep scores >= this value."),
-    quantile: Optional[float] = typer.Option(None, help="Keep scores >= this quantile [default: the median]."),
-    keep_fraction: Optional[float] = typer.Option(None, help="Keep exactly this share, best first."),
-    lower_is_better: bool = typer.Option(False, help="For scores like IFD where lower is better."),
+    scores: list[Path] = typer.Option(..., "--scores", "-s", help="A scoring run's folder or a score file (with an "
+                                      "id column); repeat to combine the signals of several runs."),
+    output: Path = opt(FilterJob, "out", "--out", "-o"),
+    signal: Optional[str] = typer.Option(None, help="Single-signal filter on this signal (its direction comes "
+                                         "from the registry) [default: confidence, kept at or above its median]."),
+    threshold: Optional[float] = opt(FilterRule, "threshold"),
+    quantile: Optional[float] = opt(FilterRule, "quantile"),
+    keep_fraction: Optional[float] = opt(FilterRule, "keep_fraction"),
+    keep: list[str] = opt(FilterJob, "keep", "--keep"),
+    drop: list[str] = opt(FilterJob, "drop", "--drop"),
     format: Optional[str] = FormatOpt,
+    output_format: Optional[str] = OutputFormatOpt,
+    overwrite: bool = OverwriteOpt,
 ) -> None:
-    """Auto-Filter: keep examples whose score passes the threshold (CLEAR: the median)."""
-    from tamis.curate.filter import FilterRule
+    """Keep the examples a policy accepts: one signal's median (CLEAR's Auto-Filter) or --keep/--drop rules
+    over the signals of several runs. Every decision's reason names each signal and threshold."""
     from tamis.pipeline.clear import run_filter
 
-    try:
-        rule = FilterRule(signal=signal, threshold=threshold, quantile=quantile, keep_fraction=keep_fraction,
-                          higher_is_better=not lower_is_better)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
-    result = run_filter(str(data), str(scores), rule, output, format)
-    out.print(f"threshold {result['threshold']}  counts {result['counts']}")
-    out.print(f"outputs in [bold]{output}[/] (decisions.jsonl, kept.jsonl, dropped.jsonl, manifest.json)")
+    single = signal is not None or any(x is not None for x in (threshold, quantile, keep_fraction))
+    rule = FilterRule(signal=signal or "confidence", threshold=threshold, quantile=quantile,
+                      keep_fraction=keep_fraction) if single else None
+    job = FilterJob(data=str(data), scores=[str(s) for s in scores], out=str(output), rule=rule, keep=keep, drop=drop,
+                    format=format, output_format=output_format)
+    result = run_filter(job, overwrite=overwrite)
+    for rule_text, value in result.thresholds.items():
+        out.print(f"rule [bold]{rule_text}[/]: threshold {value:.4g}")
+    print_counts(result.counts, "reused: this run was complete" if result.reused else "")
+    out.print(f"outputs in [bold]{result.out_dir}[/] (decisions.jsonl, {result.data_path.name if result.data_path else ''}, "
+              "dropped.jsonl, manifest.json)")
 
 
 @app.command("correct")
 @friendly_errors
 def correct_command(
     data: Path = typer.Argument(..., help="The data set that was filtered."),
-    decisions: Path = typer.Option(..., "--decisions", "-d", help="decisions.jsonl from 'tamis filter'."),
-    output: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    model: str = typer.Option("transformers:smollm2", "--model", "-m", help="Model that answers (e.g. the fine-tuned one)."),
-    judge: Optional[str] = typer.Option(None, help="Judge model spec [default: the answer model]."),
-    eta: float = typer.Option(0.8, help="Replace only when confidence(candidate better) > eta."),
-    review_above: Optional[float] = typer.Option(None, help="Mark for human review when confidence is in [this, eta]."),
-    k: int = typer.Option(5, help="Sampled verdicts per order."),
-    max_tokens: int = typer.Option(256, help="Max new tokens of a candidate answer."),
+    decisions: Path = typer.Option(..., "--decisions", "-d", help="decisions.jsonl of 'tamis filter' (or its folder)."),
+    output: Path = opt(CorrectJob, "out", "--out", "-o"),
+    model: str = opt(CorrectJob, "model", "--model", "-m"),
+    judge: Optional[str] = opt(CorrectJob, "judge"),
+    eta: float = opt(CorrectConfig, "eta"),
+    review_above: Optional[float] = opt(CorrectConfig, "review_above"),
+    k: int = opt(CorrectConfig, "k"),
+    beta: float = opt(CorrectConfig, "beta"),
+    max_tokens: int = opt(CorrectConfig, "max_tokens"),
+    seed: int = opt(CorrectConfig, "seed"),
     format: Optional[str] = FormatOpt,
+    output_format: Optional[str] = OutputFormatOpt,
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
-    """Auto-Correct: replace filtered targets only when the judge is confident the model's answer is better."""
-    from tamis.curate.correct import CorrectConfig
+    """Auto-Correct: replace dropped targets only when the judge is confident the model's answer is better."""
     from tamis.pipeline.clear import run_correct
 
-    cfg = CorrectConfig(eta=eta, review_above=review_above, k=k, max_tokens=max_tokens)
-    result = run_correct(str(data), str(decisions), model, judge or model, cfg, output, workspace_from(workspace), format)
-    out.print(f"counts {result['counts']}")
-    out.print(f"outputs in [bold]{output}[/] (decisions.jsonl, kept.jsonl with originals in meta, dropped.jsonl)")
+    cfg = CorrectConfig(eta=eta, review_above=review_above, k=k, beta=beta, max_tokens=max_tokens, seed=seed)
+    job = CorrectJob(data=str(data), decisions=str(decisions), out=str(output), model=model, judge=judge,
+                     format=format, output_format=output_format, correct=cfg)
+    result = run_correct(job, workspace_from(workspace), overwrite=overwrite)
+    print_counts(result.counts, "reused: this run was complete" if result.reused else "")
+    out.print(f"outputs in [bold]{result.out_dir}[/] (decisions.jsonl, {result.data_path.name if result.data_path else ''}"
+              " with originals in meta, dropped.jsonl)")
 
 
 @app.command("evaluate-detector")
@@ -120,25 +148,30 @@ def correct_command(
 def evaluate_detector(
     data: Path = typer.Argument(..., help="Data with a field marking known-bad rows."),
     flag: str = typer.Option(..., "--flag", help="Meta field (dotted path) marking bad rows, e.g. status or corruption."),
-    scores: Path = typer.Option(..., "--scores", "-s", help="signals.jsonl (or the score run's folder)."),
-    bad: list[str] = typer.Option([], "--bad", help="Value(s) of the field that mean bad [default: any truthy value]."),
-    good: list[str] = typer.Option([], "--good", help="Value(s) that mean good; other rows are left out."),
-    output: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    resamples: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
+    scores: list[Path] = typer.Option(..., "--scores", "-s", help="Scoring run folders or score files (repeat)."),
+    bad: list[str] = opt(DetectorJob, "bad", "--bad"),
+    good: list[str] = opt(DetectorJob, "good", "--good"),
+    output: Path = opt(DetectorJob, "out", "--out", "-o"),
+    resamples: int = opt(DetectorJob, "resamples"),
     format: Optional[str] = FormatOpt,
+    overwrite: bool = OverwriteOpt,
+    workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """AUROC, AUPRC and the median filter's precision/recall of every score, with bootstrap 95% CIs."""
     from tamis.pipeline.clear import run_evaluate_detector
 
-    result = run_evaluate_detector(str(data), str(scores), flag, bad, good, output, format, resamples)
-    table = Table(title=f"Detecting bad rows ({result['counts']})")
+    workspace_from(workspace)  # accepted like every command's; detection itself calls no model
+    job = DetectorJob(data=str(data), scores=[str(s) for s in scores], flag=flag, bad=bad, good=good, out=str(output),
+                      format=format, resamples=resamples)
+    result = run_evaluate_detector(job, overwrite=overwrite)
+    table = Table(title=f"Detecting bad rows ({result.counts.get('bad')} bad of {result.counts.get('evaluated')})")
     for col in ("signal", "AUROC [95% CI]", "AUPRC [95% CI]", "precision", "recall"):
         table.add_column(col)
 
     def fmt(m: dict[str, Any] | None) -> str:
         return "-" if not m else f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
 
-    for name, r in result["results"].items():
+    for name, r in result.results.items():
         table.add_row(name, fmt(r.get("auroc")), fmt(r.get("auprc")), fmt(r.get("precision")), fmt(r.get("recall")))
     out.print(table)
-    out.print(f"outputs in [bold]{output}[/] (detection.json, manifest.json)")
+    out.print(f"outputs in [bold]{result.out_dir}[/] (detection.json, manifest.json)")

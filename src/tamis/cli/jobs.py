@@ -8,28 +8,30 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, WorkspaceOpt, workspace_from, app, friendly_errors, out
+from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, workspace_from
+from tamis.pipeline.profile import ProfileConfig
 
 
 @app.command()
 @friendly_errors
 def profile(
     data: Path = typer.Argument(..., help="Data set to profile."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/profile-NAME]."),
+    output: Optional[Path] = opt(ProfileConfig, "out", "--out", "-o"),
     format: Optional[str] = FormatOpt,
-    model: str = typer.Option("transformers:smollm2", "--model", "-m", help="LLM spec for log-likelihoods."),
-    embedder: str = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec."),
-    likelihood: bool = typer.Option(True, help="Score each response's log-likelihood."),
-    embed: bool = typer.Option(True, help="Embed examples and find near-duplicates."),
-    limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
+    model: str = opt(ProfileConfig, "model", "--model", "-m"),
+    embedder: str = opt(ProfileConfig, "embedder", "--embedder", "-e"),
+    likelihood: bool = opt(ProfileConfig, "likelihood"),
+    embed: bool = opt(ProfileConfig, "embed"),
+    limit: Optional[int] = opt(ProfileConfig, "limit"),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Measure every example (lengths, log-likelihood, embedding neighbours); resumable."""
-    from tamis.pipeline.profile import ProfileConfig, run_profile
+    from tamis.pipeline.profile import run_profile
 
     config = ProfileConfig(data=str(data), out=str(output) if output else None, format=format, model=model,
                            embedder=embedder, likelihood=likelihood, embed=embed, limit=limit)
-    _print_profile(run_profile(config, workspace_from(workspace)))
+    _print_profile(run_profile(config, workspace_from(workspace), overwrite=overwrite))
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, WorkspaceOpt, app, experiment_app, friendly_errors, out, score_app, workspace_from
+from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, out, score_app, workspace_from
 
 generate_app = typer.Typer(help="Generate synthetic data: labelled texts, instructions, dialogues.", no_args_is_help=True)
 app.add_typer(generate_app, name="generate")
@@ -20,19 +20,24 @@ ModelOpt = typer.Option("llamacpp:smollm2", "--model", "-m", help="Generator LLM
 EmbedderOpt = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec.")
 
 
-def _write_generation(result, out_path: Path, manifest) -> None:
+def _write_generation(result, out_dir: Path, manifest) -> None:
+    """A generation run folder: generated.jsonl, rejected.jsonl (decisions with reasons), manifest.json."""
     from tamis.curate.decisions import write_decisions
+    from tamis.errors import DataError
     from tamis.io import write_dataset
+    from tamis.runs import ensure_writable_dir
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out_dir)
+    out_path, rejected = out_dir / "generated.jsonl", out_dir / "rejected.jsonl"
     kind = result.examples[0].kind if result.examples else "labelled"
     write_dataset(result.examples, out_path, format="labelled" if kind == "labelled" else "messages")
-    rejected = out_path.with_name(out_path.stem + ".rejected.jsonl")
     write_decisions(result.rejected, rejected)
     manifest.count(**{k: v for k, v in result.counts.items()})
     manifest.output("data", out_path)
     manifest.output("rejected", rejected)
-    manifest.write(out_path.with_name(out_path.stem + ".manifest.json"))
+    manifest.write(out_dir / "manifest.json")
+    if not result.examples:
+        raise DataError(f"no usable example was generated ({len(result.rejected)} rejected; reasons in {rejected})")
     out.print(result.summary())
     out.print(f"wrote [bold]{out_path}[/] ({len(result.examples)} rows), rejections with reasons in {rejected}")
 
@@ -66,7 +71,7 @@ def labelled(
     n_per_label: int = typer.Option(20, help="Texts to keep per label."),
     examples: Optional[Path] = typer.Option(None, help="Real labelled data: few-shot examples and near-copy references."),
     format: Optional[str] = FormatOpt,
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output JSONL [default: workspace run folder]."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     embedder: str = EmbedderOpt,
     temperature: float = typer.Option(1.0),
@@ -91,7 +96,7 @@ def labelled(
                           rouge_threshold=None if rouge_threshold is not None and rouge_threshold < 0 else rouge_threshold)
     gen = LabelledGenerationConfig(n_per_label=n_per_label, mode=mode, temperature=temperature, seed=seed,  # type: ignore[arg-type]
                                    near_copy=near)
-    out_path = output or ws.run_dir(f"generate-{cfg.name}-{mode}") / "generated.jsonl"
+    out_path = output or ws.run_dir(f"generate-{cfg.name}-{mode}")
     manifest = Manifest("generate labelled", {"task": cfg.to_dict(), "generation": asdict(gen), "model": model,
                                               "embedder": embedder, "examples": str(examples) if examples else None})
     llm = load_llm(model, ws)
@@ -110,7 +115,7 @@ def instructions(
     topic: list[str] = typer.Option([], "--topic", help="A seed topic (repeatable)."),
     topics: Optional[Path] = typer.Option(None, "--topics", help="File with one seed topic per line."),
     n_per_topic: int = typer.Option(2),
-    output: Optional[Path] = typer.Option(None, "--out", "-o"),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     seed: int = typer.Option(0),
     workspace: Optional[str] = WorkspaceOpt,
@@ -126,7 +131,7 @@ def instructions(
     llm = load_llm(model, ws)
     manifest.model("generator", llm.identity)
     result = generate_instructions(found, llm, n_per_topic=n_per_topic, seed=seed)
-    _write_generation(result, output or ws.run_dir("generate-instructions") / "generated.jsonl", manifest)
+    _write_generation(result, output or ws.run_dir("generate-instructions"), manifest)
 
 
 @generate_app.command("dialogues")
@@ -136,7 +141,7 @@ def dialogues(
     topics: Optional[Path] = typer.Option(None, "--topics", help="File with one seed topic per line."),
     n_per_topic: int = typer.Option(1),
     turns: int = typer.Option(2, help="(user, assistant) exchanges per dialogue."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o"),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     seed: int = typer.Option(0),
     workspace: Optional[str] = WorkspaceOpt,
@@ -153,7 +158,7 @@ def dialogues(
     llm = load_llm(model, ws)
     manifest.model("generator", llm.identity)
     result = generate_dialogues(found, llm, n_per_topic=n_per_topic, n_turns=turns, seed=seed)
-    _write_generation(result, output or ws.run_dir("generate-dialogues") / "generated.jsonl", manifest)
+    _write_generation(result, output or ws.run_dir("generate-dialogues"), manifest)
 
 
 @score_app.command("diversity")
@@ -163,74 +168,89 @@ def score_diversity(
     format: Optional[str] = FormatOpt,
     embedder: str = EmbedderOpt,
     by_label: bool = typer.Option(False, help="Also score each label's texts separately."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Per-item rows (JSONL) [default: beside run]."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/"
+                                          "diversity-NAME]."),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
-    """Remote Clique and Chamfer diversity (cosine, j != i) and each item's contribution."""
-    from tamis.io import read_dataset
-    from tamis.manifest import Manifest
+    """Remote Clique and Chamfer diversity (cosine, j != i) and each item's contribution (signals.parquet)."""
     from tamis.models import load_embedder
+    from tamis.pipeline.clear import read_input
     from tamis.pipeline.profile import embedding_text
+    from tamis.runs import Run
     from tamis.signals.diversity import diversity, diversity_rows
-    from tamis.store import atomic_write_text
+    from tamis.signals.registry import SignalTable
 
     ws = workspace_from(workspace)
-    examples = read_dataset(data, format=format).examples
-    manifest = Manifest("score diversity", {"data": str(data), "embedder": embedder, "by_label": by_label})
-    emb = load_embedder(embedder, ws)
-    manifest.model("embedder", emb.identity)
-    vectors = emb.embed([embedding_text(ex) for ex in examples])
-    groups = {"all": list(range(len(examples)))}
-    if by_label:
-        for i, ex in enumerate(examples):
-            groups.setdefault(f"label={ex.label}", []).append(i)
-    table = Table(title=f"Diversity of {data.name}")
-    for col in ("set", "n", "Remote Clique", "Chamfer"):
-        table.add_column(col, justify="right")
-    summaries, rows = {}, []
-    for name, idx in groups.items():
-        d = diversity(vectors[idx])
-        summaries[name] = d.summary()
-        table.add_row(name, str(d.n), f"{d.remote_clique:.4f}", f"{d.chamfer:.4f}")
-        if name == "all":
-            rows = diversity_rows([examples[i].id for i in idx], d)
-    out.print(table)
-    path = output or ws.run_dir(f"diversity-{data.stem}") / "diversity.jsonl"
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-    manifest.data["scores"] = summaries
-    manifest.output("items", path)
-    manifest.write(Path(path).with_name(Path(path).stem + ".manifest.json"))
+    folder = output or ws.run_dir(f"diversity-{data.stem}")
+    settings = {"data": str(data), "format": format, "embedder": embedder, "by_label": by_label}
+    with Run("score diversity", settings, folder, inputs=[data], overwrite=overwrite) as run:
+        examples = read_input(str(data), format, folder, None, run.manifest).examples
+        emb = load_embedder(embedder, ws)
+        run.manifest.model("embedder", emb.identity)
+        vectors = emb.embed([embedding_text(ex) for ex in examples])
+        groups = {"all": list(range(len(examples)))}
+        if by_label:
+            for i, ex in enumerate(examples):
+                groups.setdefault(f"label={ex.label}", []).append(i)
+        table = Table(title=f"Diversity of {data.name}")
+        for col in ("set", "n", "Remote Clique", "Chamfer"):
+            table.add_column(col, justify="right")
+        summaries, rows = {}, []
+        for name, idx in groups.items():
+            d = diversity(vectors[idx])
+            summaries[name] = d.summary()
+            table.add_row(name, str(d.n), f"{d.remote_clique:.4f}", f"{d.chamfer:.4f}")
+            if name == "all":
+                rows = diversity_rows([examples[i].id for i in idx], d)
+        out.print(table)
+        run.manifest.output("signals", SignalTable.from_rows(rows).write(folder))
+        run.manifest.data["scores"] = summaries
+        run.finish()
     lowest = sorted(rows, key=lambda r: r["chamfer"])[:5]
     out.print("most redundant (smallest Chamfer): " + ", ".join(f"{r['id']}~{r['nearest_id']}" for r in lowest))
-    out.print(f"per-item rows in [bold]{path}[/]")
+    out.print(f"outputs in [bold]{folder}[/] (signals.parquet, manifest.json)")
+
+
+def _check_level(value: str) -> str:
+    from tamis.errors import unknown
+
+    levels = ("nominal", "ordinal", "interval", "ratio")
+    if value not in levels:
+        raise typer.BadParameter(unknown("level", value, levels))
+    return value
 
 
 @score_app.command("agreement")
 @friendly_errors
 def score_agreement(
     ratings: Path = typer.Argument(..., help="Long-format ratings: TSV/CSV with item, annotator, label (or JSONL)."),
-    level: str = typer.Option("nominal", help="nominal, ordinal, interval or ratio."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Per-item agreement rows (JSONL)."),
+    level: str = typer.Option("nominal", help="nominal, ordinal, interval or ratio.", callback=_check_level),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/"
+                                          "agreement-NAME]."),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
-    """Instance agreement a_i, Krippendorff's alpha and a subjectivity summary."""
-    from tamis.manifest import Manifest
+    """Instance agreement a_i (signals.parquet), Krippendorff's alpha and a subjectivity summary."""
+    from tamis.runs import Run
     from tamis.signals.agreement import instance_agreement, read_ratings, subjectivity_summary
-    from tamis.store import atomic_write_text
+    from tamis.signals.registry import SignalTable
 
     ws = workspace_from(workspace)
-    rows = read_ratings(ratings)
-    manifest = Manifest("score agreement", {"ratings": str(ratings), "level": level})
-    summary = subjectivity_summary(rows, level)  # type: ignore[arg-type]
-    for key, value in summary.items():
-        if key != "labels":
-            out.print(f"[bold]{key}[/]: {value:.4f}" if isinstance(value, float) else f"[bold]{key}[/]: {value}")
-    path = output or ws.run_dir(f"agreement-{ratings.stem}") / "agreement.jsonl"
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in instance_agreement(rows).values()))
-    manifest.data["summary"] = summary
-    manifest.output("items", path)
-    manifest.write(Path(path).with_name(Path(path).stem + ".manifest.json"))
-    out.print(f"per-item rows in [bold]{path}[/]")
+    folder = output or ws.run_dir(f"agreement-{ratings.stem}")
+    with Run("score agreement", {"ratings": str(ratings), "level": level}, folder, inputs=[ratings],
+             overwrite=overwrite) as run:
+        rows = read_ratings(ratings)
+        summary = subjectivity_summary(rows, level)  # type: ignore[arg-type]
+        for key, value in summary.items():
+            if key != "labels":
+                out.print(f"[bold]{key}[/]: {value:.4f}" if isinstance(value, float) else f"[bold]{key}[/]: {value}")
+        items = [{k: v for k, v in r.items() if k != "label_counts"} | {"label_counts": json.dumps(r["label_counts"])}
+                 for r in instance_agreement(rows).values()]
+        run.manifest.output("signals", SignalTable.from_rows(items).write(folder))
+        run.manifest.data["summary"] = summary
+        run.finish()
+    out.print(f"outputs in [bold]{folder}[/] (signals.parquet, manifest.json)")
 
 
 @experiment_app.command("synthetic")

@@ -10,9 +10,9 @@ answer is better; otherwise the example stays filtered.
    is a letter, so s_i = r_i = agreement); S_v = the judge's own certainty, the next-token
    probability of the candidate's letter (renormalised over A/B), averaged over both orders; without
    log-probabilities, the greedy verdict in each order (1 / 0), unparseable verdicts counted.
-4. C_v > η (0.8): "correct" (corrected conversation in the decision, the original kept in the data);
+4. C_v > η (0.8): "edit" (corrected conversation in the decision, the original kept in the data);
    ``review_above`` ≤ C_v ≤ η: "review" with the candidate attached for a person to decide; else
-   "filter". Examples the filter kept stay "keep".
+   "drop". Examples the filter kept stay "keep".
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from tamis.curate.decisions import Decision
 from tamis.models.base import LLM, GenerationParams
 from tamis.records import Example
+from tamis.settings import setting, validate
 from tamis.signals.pairwise import JudgeConfig, instruction_text, judge_pairs
 
 JUDGE_PAIR_PROMPT = (
@@ -35,25 +36,34 @@ JUDGE_PAIR_PROMPT = (
 )
 
 
+STEP = "auto_correct"
+
+
 @dataclass
 class CorrectConfig:
-    eta: float = 0.8
-    review_above: float | None = None
-    k: int = 5
-    beta: float = 0.7
-    temperature: float = 1.0
-    max_tokens: int = 256
-    max_chars: int = 2000
-    seed: int = 0
-    judge_prompt: str = JUDGE_PAIR_PROMPT
+    eta: float = setting(0.8, "Replace only when the judge's confidence that the candidate is better exceeds this.",
+                         range=(0, 1))
+    review_above: float | None = setting(None, "Mark for human review when the confidence is in [this, eta].",
+                                         range=(0, 1))
+    k: int = setting(5, "Sampled verdicts per order.", range=(1, 1000))
+    beta: float = setting(0.7, "Weight of verdict agreement vs the judge's own certainty.", range=(0, 1))
+    temperature: float = setting(1.0, "Temperature of the sampled verdicts.", range=(0, 10))
+    max_tokens: int = setting(256, "Max new tokens of a candidate answer.", range=(1, None))
+    max_chars: int = setting(2000, "Truncate each response shown to the judge to this many characters.",
+                             range=(1, None))
+    seed: int = setting(0, "Random seed of the sampled verdicts.")
+    judge_prompt: str = setting(JUDGE_PAIR_PROMPT, "The pairwise judge prompt.")
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def auto_correct(examples: list[Example], filter_decisions: list[Decision], answer_llm: LLM, judge_llm: LLM,
                  cfg: CorrectConfig | None = None) -> tuple[list[Decision], dict[str, int]]:
-    """One decision per example: keep (filter kept it), correct, review or filter, with reasons."""
+    """One decision per example: keep (the filter kept it), edit, review or drop, with reasons."""
     cfg = cfg or CorrectConfig()
     by_id = {d.id: d for d in filter_decisions}
-    todo = [ex for ex in examples if by_id.get(ex.id) is not None and by_id[ex.id].action == "filter"]
+    todo = [ex for ex in examples if by_id.get(ex.id) is not None and by_id[ex.id].action == "drop"]
     counts: Counter[str] = Counter(candidates=len(todo))
     candidates = [c[0] for c in answer_llm.generate([ex.prompt_messages for ex in todo],
                                                     GenerationParams(max_tokens=cfg.max_tokens, seed=cfg.seed))]
@@ -73,20 +83,20 @@ def auto_correct(examples: list[Example], filter_decisions: list[Decision], answ
             "verdicts_unparsed": judged.unparsed, "candidate": candidate}
         corrected = ex.prompt_messages + [{"role": "assistant", "content": candidate}]
         if not candidate.strip():
-            results[ex.id] = Decision(ex.id, "filter", "answer model gave an empty candidate", scores, "auto-correct")
+            results[ex.id] = Decision(ex.id, "drop", "answer model gave an empty candidate", scores, STEP)
         elif judged.identical:
-            results[ex.id] = Decision(ex.id, "filter", "the candidate is the target itself; not replaced", scores,
-                                      "auto-correct")
+            results[ex.id] = Decision(ex.id, "drop", "the candidate is the target itself; not replaced", scores,
+                                      STEP)
         elif np.isfinite(conf) and conf > cfg.eta:
-            results[ex.id] = Decision(ex.id, "correct", f"judge confidence {conf:.3f} > eta {cfg.eta:g} that the "
-                                      "candidate beats the target", scores, "auto-correct", corrected)
+            results[ex.id] = Decision(ex.id, "edit", f"judge confidence {conf:.3f} > eta {cfg.eta:g} that the "
+                                      "candidate beats the target", scores, STEP, corrected)
         elif cfg.review_above is not None and np.isfinite(conf) and conf >= cfg.review_above:
             results[ex.id] = Decision(ex.id, "review", f"judge confidence {conf:.3f} in [{cfg.review_above:g}, "
-                                      f"{cfg.eta:g}]: a person should decide", scores, "auto-correct", corrected)
+                                      f"{cfg.eta:g}]: a person should decide", scores, STEP, corrected)
         else:
             shown = "undefined (no parseable verdict)" if not np.isfinite(conf) else f"{conf:.3f}"
-            results[ex.id] = Decision(ex.id, "filter", f"low confidence target; judge confidence {shown} <= eta "
-                                      f"{cfg.eta:g}, target not replaced", scores, "auto-correct")
+            results[ex.id] = Decision(ex.id, "drop", f"low confidence target; judge confidence {shown} <= eta "
+                                      f"{cfg.eta:g}, target not replaced", scores, STEP)
     decisions = []
     for ex in examples:
         if ex.id in results:
@@ -94,6 +104,6 @@ def auto_correct(examples: list[Example], filter_decisions: list[Decision], answ
         elif ex.id in by_id:
             decisions.append(by_id[ex.id])
         else:
-            decisions.append(Decision(ex.id, "review", "no filter decision for this example", {}, "auto-correct"))
+            decisions.append(Decision(ex.id, "review", "no filter decision for this example", {}, STEP))
     counts.update(Counter(d.action for d in decisions))
     return decisions, dict(counts)

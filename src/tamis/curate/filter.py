@@ -1,84 +1,67 @@
-"""Auto-Filter (CLEAR): keep examples whose score reaches a threshold, drop the rest with a reason.
+"""Auto-Filter (CLEAR): keep the examples whose score is good enough, drop the rest with a reason.
 
-The threshold is CLEAR's default, the median (keeps about half), or a given value, a quantile of the
-scores, or a keep fraction (exactly that share, ties broken by id). Examples without a score go to
-"review" (never silently kept or dropped).
+The single-signal form of a policy (``tamis.curate.policy``): one signal and CLEAR's default rule,
+the median (keeps about half), or a given value, a quantile or a keep fraction. Which side is
+better comes from the signal's registered direction: ``FilterRule(signal="ifd")`` keeps the lower
+half. Examples without a score go to review (never silently kept or dropped).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from tamis.curate.decisions import Decision
+from tamis.curate.policy import Policy
+from tamis.errors import ConfigError
+from tamis.settings import setting
+from tamis.signals.registry import SignalSet, SignalTable, get_signal
 
 
 @dataclass
 class FilterRule:
-    signal: str = "confidence"
-    threshold: float | None = None
-    quantile: float | None = None
-    keep_fraction: float | None = None
-    higher_is_better: bool = True
+    signal: str = setting("confidence", "Which signal to filter on (its direction comes from the signal registry).")
+    threshold: float | None = setting(None, "Keep values at least this good (>= for higher-is-better signals, <= "
+                                            "for lower-is-better ones).")
+    quantile: float | None = setting(None, "Keep values at least as good as this quantile of the better-is-higher "
+                                           "scale [default: the median].", range=(0, 1))
+    keep_fraction: float | None = setting(None, "Keep exactly this share, best first (ties by id).", range=(0, 1))
 
     def __post_init__(self) -> None:
         given = [x is not None for x in (self.threshold, self.quantile, self.keep_fraction)]
         if sum(given) > 1:
-            raise ValueError("give at most one of threshold, quantile and keep_fraction")
+            raise ConfigError("give at most one of threshold, quantile and keep_fraction")
         for name in ("quantile", "keep_fraction"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+                raise ConfigError(f"{name} must lie in [0, 1], got {value}")
 
-    def describe(self) -> str:
-        if self.threshold is not None:
-            return f"threshold {self.threshold:g}"
+    def keep_rule(self, available: Iterable[str] = ()) -> str:
+        """The policy rule this stands for, oriented by the signal's registered direction."""
+        spec = get_signal(self.signal, available)
+        if spec is None:
+            raise ConfigError(f"signal {self.signal!r} is not registered, so which side is better is unknown; "
+                              f"use a policy rule instead (--keep '{self.signal}>=median')")
+        higher = spec.sign > 0
         if self.keep_fraction is not None:
-            return f"keep fraction {self.keep_fraction:g}"
-        return f"quantile {0.5 if self.quantile is None else self.quantile:g}" + (" (median)" if self.quantile is None else "")
+            return f"best {self.keep_fraction * 100:g}% {self.signal}"
+        if self.threshold is not None:
+            return f"{self.signal}{'>=' if higher else '<='}{self.threshold!r}"
+        q = 0.5 if self.quantile is None else self.quantile
+        if q == 0.5:
+            return f"{self.signal}{'>=' if higher else '<='}median"
+        return f"{self.signal}{'>=' if higher else '<='}q{q if higher else 1 - q:g}"
+
+    def policy(self, available: Iterable[str] = (), step: str = "filter") -> Policy:
+        return Policy(keep=[self.keep_rule(available)], step=step)
 
 
-def _score(row: dict[str, Any], signal: str) -> float | None:
-    value = row.get(signal)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def auto_filter(rows: list[dict[str, Any]], rule: FilterRule | None = None) -> tuple[list[Decision], float | None]:
-    """(one decision per row, the threshold used on the 'higher is better' scale)."""
+def auto_filter(rows: Iterable[Mapping[str, Any]] | SignalTable, rule: FilterRule | None = None, *,
+                step: str = "filter") -> tuple[list[Decision], float | None]:
+    """(one decision per row, the threshold used). Rows are signal rows ``{"id": ..., SIGNAL: value}``."""
     rule = rule or FilterRule()
-    sign = 1.0 if rule.higher_is_better else -1.0
-    scored = {r["id"]: sign * s for r in rows if (s := _score(r, rule.signal)) is not None}
-    values = np.array(list(scored.values()), dtype=float)
-    keep_ids: set[str]
-    threshold: float | None = None
-    if values.size and rule.keep_fraction is not None:
-        n_keep = int(round(rule.keep_fraction * values.size))
-        ranked = sorted(scored, key=lambda i: (-scored[i], i))
-        keep_ids = set(ranked[:n_keep])
-        threshold = min((scored[i] for i in keep_ids), default=None)
-    else:
-        if rule.threshold is not None:
-            threshold = sign * rule.threshold
-        elif values.size:
-            threshold = float(np.quantile(values, 0.5 if rule.quantile is None else rule.quantile))
-        keep_ids = {i for i, v in scored.items() if threshold is not None and v >= threshold}
-    shown = None if threshold is None else sign * threshold
-    decisions = []
-    for row in rows:
-        score = _score(row, rule.signal)
-        scores = {rule.signal: score}
-        if score is None:
-            note = "; ".join(row.get("notes") or []) or "no score"
-            decisions.append(Decision(row["id"], "review", f"no {rule.signal} score ({note})", scores, "auto-filter"))
-        elif row["id"] in keep_ids:
-            decisions.append(Decision(row["id"], "keep", f"{rule.signal} {score:.3f} passes {rule.describe()} "
-                                      f"({shown:.3f})", scores, "auto-filter"))
-        else:
-            decisions.append(Decision(row["id"], "filter", f"{rule.signal} {score:.3f} fails {rule.describe()} "
-                                      f"({shown:.3f})", scores, "auto-filter"))
-    return decisions, shown
+    table = rows if isinstance(rows, SignalTable) else SignalTable.from_rows(rows)
+    policy = rule.policy(table.names, step)
+    decisions, thresholds = policy.apply(table.ids, SignalSet([table]), allow_empty=True)
+    return decisions, next(iter(thresholds.values()), None)

@@ -1,9 +1,11 @@
-"""Recipe steps backed by tamis's curation methods (registered into tamis.pipeline.steps).
+"""Recipe steps backed by tamis's curation methods (registered into tamis.curate.steps).
 
 - ``confidence_filter``: CLEAR's Auto-Filter on BSDetector confidence from the model to be tuned;
 - ``auto_correct``: CLEAR's Auto-Correct: the same filter, then an answer model answers each filtered
   prompt and a judge (both orders) decides whether the answer replaces the target;
-- ``influence_select``: G-DIG selection by gradient influence on a trusted seed set.
+- ``influence_select``: G-DIG selection by gradient influence on a trusted seed set;
+- ``filter``: a policy (``keep``/``drop`` rules, or one ``signal`` with CLEAR's median rule) over
+  the signals of scored runs, exactly as ``tamis filter``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from tamis.curate.decisions import Decision, action_counts
 from tamis.curate.filter import FilterRule, auto_filter
-from tamis.pipeline.steps import StepContext, check_params, register_step
+from tamis.curate.steps import StepContext, check_params, register_step
 from tamis.records import Example
 from tamis.store import atomic_write_text
 
@@ -38,9 +40,7 @@ def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
     embedder = load_embedder(cfg.embedder, ctx.workspace) if cfg.similarity == "embedding" else None
     report = bsdetector_confidence(examples, llm, cfg, embedder=embedder)
-    decisions, _ = auto_filter(report.rows, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}))
-    for d in decisions:
-        d.step = "confidence_filter"
+    decisions, _ = auto_filter(report.rows, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="")
     return decisions
 
 
@@ -62,8 +62,6 @@ def auto_correct_step(examples: list[Example], params: dict[str, Any], ctx: Step
     judge = answer if judge_spec == answer_spec else load_llm(judge_spec, ctx.workspace)
     cfg = CorrectConfig(**{field: params[key] for key, field in _CORRECT_KEYS.items() if key in params}, seed=ctx.seed)
     decisions, counts = auto_correct(examples, filtered, answer, judge, cfg)
-    for d in decisions:
-        d.step = d.step if d.step == "confidence_filter" else "auto_correct"
     atomic_write_text(ctx.out_dir / "counts.json", json.dumps(counts | {"actions": action_counts(decisions)},
                                                               indent=2) + "\n")
     return decisions
@@ -71,23 +69,22 @@ def auto_correct_step(examples: list[Example], params: dict[str, Any], ctx: Step
 
 @register_step("influence_select")
 def influence_select_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
-    """Score candidates by influence on ``seed`` (a data reference: a file, data-root:REL or split:NAME)
+    """Score candidates by influence on ``seed_set`` (a data reference: a file, data-root:REL or split:NAME)
     and select with G-DIG's quality rule + diversity (``rule``, ``top_k``, ``budget``, ``clusters``;
     K-means is seeded by the study's seed). ``gradients`` takes GradientConfig fields."""
     import numpy as np
 
     from tamis.curate.select import SelectionConfig, select
-    from tamis.io import DataError
-    from tamis.signals.influence.gradients import GradientConfig
-    from tamis.signals.influence.run import InfluenceConfig
+    from tamis.errors import ConfigError
+    from tamis.signals.influence.config import GradientConfig, InfluenceConfig
 
-    influence_keys = set(InfluenceConfig.__dataclass_fields__) - {"candidates", "seed", "out"}
+    influence_keys = set(InfluenceConfig.__dataclass_fields__) - {"candidates", "seed_set", "out"}
     selection_keys = set(SelectionConfig.__dataclass_fields__) - {"seed"}
-    check_params("influence_select", params, influence_keys | selection_keys | {"seed"})
-    if "seed" not in params:
-        raise DataError("recipe step 'influence_select' needs seed: the trusted seed set (a file, data-root:REL "
-                        "or split:NAME)")
-    seed_path = ctx.path(params["seed"])
+    check_params("influence_select", params, influence_keys | selection_keys | {"seed_set"})
+    if "seed_set" not in params:
+        raise ConfigError("recipe step 'influence_select' needs seed_set: the trusted seed set (a file, "
+                          "data-root:REL or split:NAME)")
+    seed_path = ctx.path(params["seed_set"])
     options = {k: v for k, v in params.items() if k in influence_keys}
     if isinstance(options.get("gradients"), dict):
         options["gradients"] = GradientConfig(**options["gradients"])
@@ -105,7 +102,8 @@ def _shared_influence(examples: list[Example], seed_path: Path, options: dict[st
     from dataclasses import asdict, is_dataclass
 
     from tamis.io import read_dataset, write_dataset
-    from tamis.signals.influence.run import InfluenceConfig, run_influence
+    from tamis.signals.influence.config import InfluenceConfig
+    from tamis.signals.influence.run import run_influence
     from tamis.store import cache_key
     from tamis.train.sft import data_fingerprint
 
@@ -119,6 +117,31 @@ def _shared_influence(examples: list[Example], seed_path: Path, options: dict[st
     candidates, seed_file = out / "candidates.jsonl", out / "seed.jsonl"
     write_dataset(examples, candidates)
     write_dataset(seeds, seed_file)
-    run_influence(InfluenceConfig(candidates=str(candidates), seed=str(seed_file), out=str(out), **options),
+    run_influence(InfluenceConfig(candidates=str(candidates), seed_set=str(seed_file), out=str(out), **options),
                   ctx.workspace)
     return out
+
+
+@register_step("filter")
+def policy_filter_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """A policy over the signals of scored runs (``scores``: run folders or score files, resolved like the
+    recipe's data references): ``keep``/``drop`` rules, or ``signal`` with ``threshold``/``quantile``/
+    ``keep_fraction`` (default: CLEAR's median rule on confidence). The same rules as ``tamis filter``."""
+    from tamis.curate.policy import Policy
+    from tamis.errors import ConfigError
+    from tamis.signals.registry import SignalSet
+
+    check_params("filter", params, {"scores", "keep", "drop", "signal"} | set(_RULE_KEYS))
+    refs = params.get("scores")
+    if not refs:
+        raise ConfigError("recipe step 'filter' needs scores: the run folders (or score files) of a scoring command")
+    signals = SignalSet.read([ctx.path(r) for r in ([refs] if isinstance(refs, str) else refs)])
+    if params.get("keep") or params.get("drop"):
+        as_list = (lambda v: [v] if isinstance(v, str) else list(v or []))  # noqa: E731
+        policy = Policy(keep=as_list(params.get("keep")), drop=as_list(params.get("drop")))
+    else:
+        rule = FilterRule(signal=params.get("signal", "confidence"), **{k: params[k] for k in _RULE_KEYS if k in params})
+        policy = rule.policy(signals.names)
+    policy.step = ""
+    decisions, _ = policy.apply([ex.id for ex in examples], signals)
+    return decisions

@@ -18,18 +18,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from tamis.curate.decisions import Decision
+from tamis.errors import ConfigError, unknown
+from tamis.settings import setting, validate
 
 RULES = ("all", "mean", "topk")
-STEP = "select-influence"
+STEP = "influence_select"
 
 
 @dataclass
 class SelectionConfig:
-    rule: str = "all"
-    top_k: int | None = None
-    budget: int | None = None
-    clusters: int = 8
-    seed: int = 0
+    rule: str = setting("all", "Quality rule: all (positive on every seed batch), mean (> 0), topk.", choices=RULES)
+    top_k: int | None = setting(None, "How many to keep with --rule topk.", range=(1, None))
+    budget: int | None = setting(None, "How many to select in the end [default: all that pass].", range=(0, None))
+    clusters: int = setting(8, "K-means clusters for diversity.", range=(1, None))
+    seed: int = setting(0, "K-means random seed.")
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def quality_mask(batch_scores: np.ndarray, rule: str, top_k: int | None = None, ids: Sequence[str] | None = None) -> np.ndarray:
@@ -40,7 +45,7 @@ def quality_mask(batch_scores: np.ndarray, rule: str, top_k: int | None = None, 
         return batch_scores.mean(axis=1) > 0
     if rule == "topk":
         if not top_k or top_k < 1:
-            raise ValueError("rule 'topk' needs top_k >= 1")
+            raise ConfigError("rule 'topk' needs top_k >= 1")
         names = list(ids) if ids is not None else [str(i) for i in range(len(batch_scores))]
         order = sorted(range(len(batch_scores)), key=lambda i: (-batch_scores[i].mean(), names[i]))
         mask = np.zeros(len(batch_scores), dtype=bool)
@@ -74,7 +79,7 @@ def round_robin(labels: np.ndarray, priority: np.ndarray, budget: int) -> list[i
 
 def select(ids: Sequence[str], batch_scores: np.ndarray, features: np.ndarray, config: SelectionConfig,
            baseline: np.ndarray | None = None) -> list[Decision]:
-    """One decision per candidate ("select" or "filter"), with influence scores, cluster and reason."""
+    """One decision per candidate ("keep" or "drop"), with influence scores, cluster and reason."""
     n_batches = batch_scores.shape[1]
     mean = batch_scores.mean(axis=1)
     n_pos = (batch_scores > 0).sum(axis=1)
@@ -94,14 +99,14 @@ def select(ids: Sequence[str], batch_scores: np.ndarray, features: np.ndarray, c
         if baseline is not None:
             scores["tracin_mean"] = float(baseline[i].mean())
         if i in chosen:
-            action, reason = "select", (f"helps the seed set ({_rule_text(config, n_pos[i], n_batches, mean[i])}); "
+            action, reason = "keep", (f"helps the seed set ({_rule_text(config, n_pos[i], n_batches, mean[i])}); "
                                         f"sampled from cluster {labels[i]} ({taken[int(labels[i])]} of {sizes[int(labels[i])]})")
         elif keep[i]:
-            action, reason = "filter", (f"passes the quality rule but not sampled: budget {budget} spread over "
+            action, reason = "drop", (f"passes the quality rule but not sampled: budget {budget} spread over "
                                         f"{len(sizes)} clusters, cluster {labels[i]} gave {taken[int(labels[i])]} of "
                                         f"{sizes[int(labels[i])]} (higher-influence members first)")
         else:
-            action, reason = "filter", f"fails the quality rule '{config.rule}': {_rule_text(config, n_pos[i], n_batches, mean[i])}"
+            action, reason = "drop", f"fails the quality rule '{config.rule}': {_rule_text(config, n_pos[i], n_batches, mean[i])}"
         decisions.append(Decision(id=ex_id, action=action, reason=reason, scores=scores, step=STEP))  # type: ignore[arg-type]
     return decisions
 

@@ -51,11 +51,11 @@ def generate_instructions(topics: Sequence[str], llm: LLM, *, n_per_topic: int =
             prov = {"generator": "tamis.generate.instructions", "topic": topic, "model": identity,
                     "prompt": _instruction_prompt(topic), "params": ask.to_dict(), "sample_index": index, "raw": reply}
             if parsed.text is None:
-                rejected.append(Decision(rid, "reject", parsed.problem or "unparseable", {"provenance": prov}, "generate"))
+                rejected.append(Decision(rid, "drop", parsed.problem or "unparseable", {"provenance": prov}, "generate"))
                 continue
             reason, scores = near.check_batch([(rid, parsed.text)])[0]
             if reason:
-                rejected.append(Decision(rid, "reject", reason, scores | {"text": parsed.text, "provenance": prov},
+                rejected.append(Decision(rid, "drop", reason, scores | {"text": parsed.text, "provenance": prov},
                                          "generate"))
                 continue
             kept.append((topic, parsed.text, index, reply))
@@ -69,7 +69,7 @@ def generate_instructions(topics: Sequence[str], llm: LLM, *, n_per_topic: int =
                 "instruction_prompt": _instruction_prompt(topic), "instruction_params": ask.to_dict(),
                 "sample_index": index, "response_params": answer.to_dict(), "system": ASSISTANT_SYSTEM}
         if not text:
-            rejected.append(Decision(content_id("instruction", [topic, index, reply]), "reject", "empty_response",
+            rejected.append(Decision(content_id("instruction", [topic, index, reply]), "drop", "empty_response",
                                      {"instruction": instruction, "provenance": prov}, "generate"))
             continue
         examples.append(chat_example([{"role": "user", "content": instruction}, {"role": "assistant", "content": text}],
@@ -113,7 +113,7 @@ def generate_dialogues(topics: Sequence[str], llm: LLM, *, n_per_topic: int = 1,
                 topic, d, turns = dialogues[i]
                 text = parse_generated_text(reply, max_words=120).text if role == "user" else reply.strip()
                 if not text:
-                    rejected.append(Decision(content_id("dialogue", [topic, d, seed]), "reject", f"empty_{role}_turn",
+                    rejected.append(Decision(content_id("dialogue", [topic, d, seed]), "drop", f"empty_{role}_turn",
                                              {"topic": topic, "turn": turn, "partial": list(turns), "raw": reply}, "generate"))
                     continue
                 turns.append({"role": role, "content": text})

@@ -113,7 +113,7 @@ def generate_labelled(task: TaskConfig, llm: LLM, config: LabelledGenerationConf
                         "few_shot_ids": shot_ids, "diversity_prompt": diverse, "attempt": t, "raw": raw}
                 parsed = parse_generated_text(raw, task.max_words)
                 if parsed.text is None:
-                    rejected.append(Decision(content_id("rejected", [label, t, raw, config.mode]), "reject",
+                    rejected.append(Decision(content_id("rejected", [label, t, raw, config.mode]), "drop",
                                              parsed.problem or "unparseable", {"label": label, "provenance": prov},
                                              "generate"))
                     continue
@@ -128,7 +128,7 @@ def generate_labelled(task: TaskConfig, llm: LLM, config: LabelledGenerationConf
                     accepted[str(ex.label)].append(ex)
                     advance(1)
                     continue
-                rejected.append(Decision(ex.id, "reject", reason, scores | {"label": ex.label, "text": ex.text,
+                rejected.append(Decision(ex.id, "drop", reason, scores | {"label": ex.label, "text": ex.text,
                                          "provenance": ex.meta["provenance"]}, "generate"))
             round_no += 1
     examples = [ex for lab in task.labels for ex in accepted[lab]]

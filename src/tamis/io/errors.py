@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tamis.errors import DataError
+
 
 @dataclass
 class Problem:
@@ -39,9 +41,5 @@ class RowError(ValueError):
         self.kind = kind
 
 
-class DataError(ValueError):
-    """A whole file cannot be used: missing, unknown format, or no usable row."""
-
-
-class ConversionError(ValueError):
+class ConversionError(DataError):
     """An example cannot be expressed in the requested format (e.g. multi-turn as alpaca)."""

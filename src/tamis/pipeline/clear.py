@@ -1,12 +1,14 @@
-"""CLEAR jobs: score confidence (+ baselines), Auto-Filter, Auto-Correct, evaluate a detector.
+"""CLEAR jobs: score confidence (+ baselines), filter by a policy, Auto-Correct, evaluate a detector.
 
-Each job reads, computes through the workspace call cache (a killed run started again recomputes
-nothing already done), and writes its outputs with a manifest beside them.
+Each job is a ``tamis.runs.Run``: its settings saved beside its output (a folder made with other
+settings is refused), model calls through the workspace cache (a killed run started again
+recomputes nothing already done), a manifest and a completion mark (a finished run is not redone).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +17,20 @@ import numpy as np
 
 from tamis.curate.correct import CorrectConfig, auto_correct
 from tamis.curate.decisions import Decision, action_counts, apply_decisions, read_decisions, write_decisions
-from tamis.curate.filter import FilterRule, auto_filter
+from tamis.curate.filter import FilterRule
+from tamis.curate.policy import Policy
+from tamis.errors import ConfigError, DataError
 from tamis.evaluate.detection import evaluate_signals
-from tamis.io import DataError, read_dataset, write_dataset
+from tamis.io import read_dataset, write_dataset
+from tamis.io.reader import ReadResult
 from tamis.manifest import Manifest
 from tamis.models import DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
+from tamis.runs import Run
+from tamis.settings import setting
 from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
-from tamis.signals.quality_baselines import SIGNAL_DIRECTION, quality_baselines
+from tamis.signals.quality_baselines import quality_baselines
+from tamis.signals.registry import SignalSet, SignalTable, read_signals, signal_specs
 from tamis.store import Workspace, atomic_write_text
 
 
@@ -30,153 +38,236 @@ def _jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, default=float) + "\n" for r in rows)
 
 
-def read_signals(path: str | Path) -> list[dict[str, Any]]:
-    """Signal rows from a signals.jsonl file or a score run's folder."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "signals.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: no signals file; run 'tamis score confidence' first or give its signals.jsonl")
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{n}: not valid JSON ({err.msg})") from err
-    return rows
+def read_input(data: str, fmt: str | None, out: Path, limit: int | None, manifest: Manifest) -> ReadResult:
+    """Read the data a job works on, quarantining bad rows into the run folder."""
+    with manifest.stage("read"):
+        read = read_dataset(data, format=fmt, quarantine=out / "quarantine.jsonl", limit=limit)
+    manifest.count(read=read.n_read, kept=read.n_kept, rejected=read.n_rejected)
+    manifest.data["format"] = read.format
+    if read.n_rejected:
+        manifest.output("quarantine", out / "quarantine.jsonl")
+    return read
+
+
+def note_counts(table: SignalTable) -> dict[str, int]:
+    """How often each note occurs (the manifest keeps these; the rows keep the details)."""
+    return dict(Counter(note for notes in table.notes.values() for note in notes).most_common(20))
 
 
 @dataclass
 class ScoreJob:
-    data: str
-    out: str | None = None
-    format: str | None = None
-    model: str = DEFAULT_LLM
-    limit: int | None = None
-    baselines: bool = True
-    judge: bool = True
+    data: str = setting("", "Data set of (prompt, response) pairs.")
+    out: str | None = setting(None, "Output folder [default: workspace/runs/confidence-NAME].")
+    format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
+    model: str = setting(DEFAULT_LLM, "LLM spec (the model to fine-tune).")
+    limit: int | None = setting(None, "Read at most this many rows.", range=(1, None))
+    baselines: bool = setting(True, "Also compute log-likelihood, IFD, judge, length, random.")
+    judge: bool = setting(True, "Include the LLM-judge 0-5 baseline.")
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
 
 
-def _read(data: str, fmt: str | None, out: Path, limit: int | None, manifest: Manifest) -> list[Example]:
-    with manifest.stage("read"):
-        read = read_dataset(data, format=fmt, quarantine=out / "quarantine.jsonl", limit=limit)
-    manifest.count(read=read.n_read, kept=read.n_kept, rejected=read.n_rejected)
-    if read.n_rejected:
-        manifest.output("quarantine", out / "quarantine.jsonl")
-    return read.examples
+@dataclass
+class ScoreResult:
+    out_dir: Path
+    table: SignalTable
+    counts: dict[str, Any]
+    reused: bool = False
 
 
-def run_score_confidence(job: ScoreJob, workspace: Workspace) -> dict[str, Any]:
+def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool = False) -> ScoreResult:
     out = Path(job.out) if job.out else workspace.run_dir(f"confidence-{Path(job.data).stem}")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("score confidence", asdict(job) | {"workspace": str(workspace.root)})
-    examples = _read(job.data, job.format, out, job.limit, manifest)
-    with manifest.stage("load_models"):
-        llm = load_llm(job.model, workspace)
-        embedder = load_embedder(job.confidence.embedder, workspace) if job.confidence.similarity == "embedding" else None
-        nli = None
-        if job.confidence.nli_model:
-            from tamis.signals.nli import NLISimilarity
+    settings = {k: v for k, v in asdict(job).items() if k != "out"}
+    with Run("score confidence", settings, out, inputs=[job.data], overwrite=overwrite) as run:
+        if run.complete:
+            return ScoreResult(out, read_signals(out), run.stored_manifest()["counts"], reused=True)
+        manifest = run.manifest
+        examples = read_input(job.data, job.format, out, job.limit, manifest).examples
+        with manifest.stage("load_models"):
+            llm = load_llm(job.model, workspace)
+            embedder = (load_embedder(job.confidence.embedder, workspace) if job.confidence.similarity == "embedding"
+                        else None)
+            nli = None
+            if job.confidence.nli_model:
+                from tamis.signals.nli import NLISimilarity
 
-            nli = NLISimilarity(job.confidence.nli_model)
-    manifest.model("llm", llm.identity)
-    if embedder is not None:
-        manifest.model("embedder", embedder.identity)
-    if nli is not None:
-        manifest.model("nli", nli.identity)
-    hits0, misses0 = workspace.cache.hits, workspace.cache.misses
-    with manifest.stage("confidence"):
-        report = bsdetector_confidence(examples, llm, job.confidence, embedder=embedder, nli=nli)
-    manifest.count(**report.counts)
-    rows = {r["id"]: r for r in report.rows}
-    if job.baselines:
-        with manifest.stage("baselines"):
-            base_rows, base_counts = quality_baselines(examples, llm, judge=job.judge,
-                                                       max_response_chars=job.confidence.max_response_chars,
-                                                       max_prompt_chars=job.confidence.max_prompt_chars)
-        for b in base_rows:
-            rows[b["id"]].update(b)
-        manifest.count(**base_counts)
-    # calls reused from the cache vs computed now (a resumed run computes only what was missing)
-    manifest.count(cache_hits=workspace.cache.hits - hits0, cache_misses=workspace.cache.misses - misses0)
-    manifest.count(**llm.call_stats())  # e.g. HTTP requests and retries of a server backend
-    signals = [rows[ex.id] for ex in examples]
-    with manifest.stage("write"):
-        atomic_write_text(out / "signals.jsonl", _jsonl(signals))
-        atomic_write_text(out / "samples.jsonl", _jsonl([{"id": i, "samples": s} for i, s in report.samples.items()]))
-        atomic_write_text(out / "summary.md", score_summary(signals, manifest.data["counts"], llm.identity))
-    for name in ("signals", "samples", "summary"):
-        manifest.output(name, out / f"{name}.{'md' if name == 'summary' else 'jsonl'}")
-    manifest.write(out / "manifest.json")
-    return {"out_dir": out, "signals": signals, "counts": manifest.data["counts"]}
+                nli = NLISimilarity(job.confidence.nli_model)
+        manifest.model("llm", llm.identity)
+        if embedder is not None:
+            manifest.model("embedder", embedder.identity)
+        if nli is not None:
+            manifest.model("nli", nli.identity)
+        hits0, misses0 = workspace.cache.hits, workspace.cache.misses
+        with manifest.stage("confidence"):
+            report = bsdetector_confidence(examples, llm, job.confidence, embedder=embedder, nli=nli)
+        manifest.count(**report.counts)
+        if not report.counts.get("scored"):
+            reasons = Counter(n for r in report.rows for n in r.get("notes", []))
+            raise DataError(f"{job.data}: none of the {len(examples)} examples can be scored for confidence "
+                            f"({', '.join(f'{n}: {c}' for n, c in reasons.most_common(3))}); it needs chat "
+                            "examples with a prompt and an assistant response")
+        table = SignalTable.from_rows(report.rows, report.counts)
+        if job.baselines:
+            with manifest.stage("baselines"):
+                base_rows, base_counts = quality_baselines(examples, llm, judge=job.judge,
+                                                           max_response_chars=job.confidence.max_response_chars,
+                                                           max_prompt_chars=job.confidence.max_prompt_chars)
+            table.update(SignalTable.from_rows(base_rows, base_counts))
+            manifest.count(**base_counts)
+        # calls reused from the cache vs computed now (a resumed run computes only what was missing)
+        manifest.count(cache_hits=workspace.cache.hits - hits0, cache_misses=workspace.cache.misses - misses0)
+        manifest.count(**llm.call_stats())  # e.g. HTTP requests and retries of a server backend
+        manifest.data["notes"] = note_counts(table)
+        with manifest.stage("write"):
+            manifest.output("signals", table.write(out))
+            atomic_write_text(out / "samples.jsonl", _jsonl([{"id": i, "samples": s} for i, s in report.samples.items()]))
+            atomic_write_text(out / "summary.md", score_summary(table, manifest.data["counts"], llm.identity))
+        manifest.output("samples", out / "samples.jsonl")
+        manifest.output("summary", out / "summary.md")
+        counts = run.finish()["counts"]
+    return ScoreResult(out, table, counts)
 
 
 def describe(values: list[float]) -> str:
     arr = np.array([v for v in values if isinstance(v, (int, float))], dtype=float)
     if not arr.size:
         return "none"
-    return f"mean {arr.mean():.3f}, sd {arr.std():.3f}, min {arr.min():.3f}, median {np.median(arr):.3f}, max {arr.max():.3f}"
+    return (f"mean {arr.mean():.3f}, sd {arr.std():.3f}, min {arr.min():.3f}, median {np.median(arr):.3f}, "
+            f"max {arr.max():.3f}")
 
 
-def score_summary(signals: list[dict[str, Any]], counts: dict[str, Any], identity: str) -> str:
+def distributions(table: SignalTable) -> list[tuple[str, str, str]]:
+    """(signal, direction, distribution) of every registered, ordered signal in a table."""
+    specs = signal_specs()
+    return [(name, specs[name].direction, describe(list(table.value_map(name).values())))
+            for name in table.names if name in specs and specs[name].direction != "none" and table.value_map(name)]
+
+
+def score_summary(table: SignalTable, counts: dict[str, Any], identity: str) -> str:
     lines = ["# tamis score confidence", "", f"- model: `{identity}`", f"- counts: {counts}", "",
-             "| signal | distribution (check it is not collapsed) |", "|---|---|"]
-    for name in SIGNAL_DIRECTION:
-        values = [s.get(name) for s in signals if s.get(name) is not None]
-        if values:
-            lines.append(f"| {name} | {describe(values)} |")
-    scored = sorted((s for s in signals if s.get("confidence") is not None), key=lambda s: s["confidence"])
+             "| signal | better | distribution (check it is not collapsed) |", "|---|---|---|"]
+    lines += [f"| {name} | {direction} | {text} |" for name, direction, text in distributions(table)]
+    rows = table.rows()
+    scored = sorted((r for r in rows if r.get("confidence") is not None), key=lambda r: r["confidence"])
     lines += ["", "## Lowest confidence (look here first)", ""]
-    lines += [f"- {s['id']}: C={s['confidence']:.3f} O={s['observed_consistency']:.3f} "
-              f"S={s['self_reflection'] if s.get('self_reflection') is not None else 'n/a'}" for s in scored[:10]]
-    notes = [s for s in signals if s.get("notes")]
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {s['id']}: {'; '.join(s['notes'])}" for s in notes[:50]]
+    lines += [f"- {r['id']}: C={r['confidence']:.3f} O={r['observed_consistency']:.3f} "
+              f"S={'n/a' if r.get('self_reflection') is None else format(r['self_reflection'], '.3f')}"
+              for r in scored[:10]]
+    noted = [r for r in rows if r.get("notes")]
+    if noted:
+        lines += ["", "## Notes", ""] + [f"- {r['id']}: {'; '.join(r['notes'])}" for r in noted[:50]]
     return "\n".join(lines) + "\n"
 
 
-def _materialise(examples: list[Example], decisions: list[Decision], out: Path, manifest: Manifest) -> None:
-    write_decisions(decisions, out / "decisions.jsonl")
-    kept, dropped = apply_decisions(examples, decisions)
-    write_dataset(kept, out / "kept.jsonl")
+def curated_path(out: Path, name: str, read: ReadResult, output_format: str | None) -> tuple[Path, str]:
+    """Where curated data goes: the input's file type and format unless another format is asked for."""
+    suffix = "".join(read.source.suffixes[-2:]) if read.source.suffix == ".gz" else read.source.suffix
+    if read.source.is_dir() or not suffix:
+        suffix = ".jsonl"
+    return out / f"{name}{suffix}", output_format or read.format
+
+
+def materialise(read: ReadResult, decisions: list[Decision], out: Path, manifest: Manifest,
+                output_format: str | None = None, name: str = "kept") -> Path:
+    """Write decisions, the kept data (input's format) and the dropped rows with their reasons."""
+    manifest.output("decisions", write_decisions(decisions, out / "decisions.jsonl"))
+    kept, dropped = apply_decisions(read.examples, decisions)
+    path, fmt = curated_path(out, name, read, output_format)
+    manifest.output(name, write_dataset(kept, path, format=fmt))
     atomic_write_text(out / "dropped.jsonl", _jsonl(dropped))
-    for name in ("decisions", "kept", "dropped"):
-        manifest.output(name, out / f"{name}.jsonl")
+    manifest.output("dropped", out / "dropped.jsonl")
     manifest.count(**action_counts(decisions))
+    return path
 
 
-def run_filter(data: str, signals_path: str, rule: FilterRule, out: Path, fmt: str | None = None) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("filter", {"data": data, "signals": signals_path} | asdict(rule))
-    examples = _read(data, fmt, out, None, manifest)
-    signals = {r["id"]: r for r in read_signals(signals_path)}
-    rows = [signals.get(ex.id, {"id": ex.id, "notes": ["no signal row for this example"]}) for ex in examples]
-    decisions, threshold = auto_filter(rows, rule)
-    manifest.count(threshold=threshold)
-    _materialise(examples, decisions, out, manifest)
-    manifest.write(out / "manifest.json")
-    return {"out_dir": out, "threshold": threshold, "counts": manifest.data["counts"]}
+@dataclass
+class FilterJob:
+    data: str = setting("", "The data set that was scored.")
+    scores: list[str] = setting([], "Scoring run folders or score files (several: their signals combine).")
+    out: str = setting("", "Output folder (decisions, kept data, dropped rows, manifest).")
+    rule: FilterRule | None = None  # the single-signal form (default: confidence >= its median)
+    keep: list[str] = setting([], "Keep rules, all must pass: 'confidence>=median', 'best 50% judge'.")
+    drop: list[str] = setting([], "Drop rules, any drops: 'worst 5% nn_similarity', 'ifd>1'.")
+    format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
+    output_format: str | None = setting(None, "Format of the kept data [default: the input's].")
+
+    def policy(self, available: list[str]) -> Policy:
+        if self.keep or self.drop:
+            if self.rule is not None:
+                raise ConfigError("give either --signal with its threshold options or --keep/--drop rules, not both")
+            return Policy(keep=list(self.keep), drop=list(self.drop), step="filter")
+        return (self.rule or FilterRule()).policy(available, step="filter")
 
 
-def run_correct(data: str, decisions_path: str, answer_model: str, judge_model: str, cfg: CorrectConfig,
-                out: Path, workspace: Workspace, fmt: str | None = None) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("correct", {"data": data, "decisions": decisions_path, "answer_model": answer_model,
-                                    "judge_model": judge_model} | asdict(cfg))
-    examples = _read(data, fmt, out, None, manifest)
-    answer = load_llm(answer_model, workspace)
-    judge = answer if judge_model == answer_model else load_llm(judge_model, workspace)
-    manifest.model("answer", answer.identity)
-    manifest.model("judge", judge.identity)
-    with manifest.stage("correct"):
-        decisions, counts = auto_correct(examples, read_decisions(decisions_path), answer, judge, cfg)
-    manifest.count(**{k: v for k, v in counts.items() if k not in ("keep", "filter", "correct", "review")})
-    _materialise(examples, decisions, out, manifest)
-    manifest.write(out / "manifest.json")
-    return {"out_dir": out, "counts": manifest.data["counts"], "decisions": decisions}
+@dataclass
+class CurationResult:
+    out_dir: Path
+    counts: dict[str, Any]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    data_path: Path | None = None
+    reused: bool = False
+
+
+def run_filter(job: FilterJob, *, overwrite: bool = False) -> CurationResult:
+    out = Path(job.out)
+    settings = {k: v for k, v in asdict(job).items() if k != "out"}
+    with Run("filter", settings, out, inputs=[job.data, *job.scores], overwrite=overwrite) as run:
+        if run.complete:
+            stored = run.stored_manifest()
+            return CurationResult(out, stored["counts"], stored.get("thresholds", {}),
+                                  read_decisions(out / "decisions.jsonl"), Path(stored["outputs"]["kept"]), True)
+        manifest = run.manifest
+        read = read_input(job.data, job.format, out, None, manifest)
+        signals = SignalSet.read(job.scores)
+        policy = job.policy(signals.names)
+        manifest.data["policy"] = policy.describe()
+        ids = [ex.id for ex in read.examples]
+        manifest.count(without_scores=len(set(ids) - signals.ids))
+        decisions, thresholds = policy.apply(ids, signals)
+        manifest.data["thresholds"] = thresholds
+        path = materialise(read, decisions, out, manifest, job.output_format)
+        counts = run.finish()["counts"]
+    return CurationResult(out, counts, thresholds, decisions, path)
+
+
+@dataclass
+class CorrectJob:
+    data: str = setting("", "The data set that was filtered.")
+    decisions: str = setting("", "decisions.jsonl of 'tamis filter' (or its run folder).")
+    out: str = setting("", "Output folder.")
+    model: str = setting(DEFAULT_LLM, "Model that answers (e.g. the fine-tuned one).")
+    judge: str | None = setting(None, "Judge model spec [default: the answer model].")
+    format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
+    output_format: str | None = setting(None, "Format of the corrected data [default: the input's].")
+    correct: CorrectConfig = field(default_factory=CorrectConfig)
+
+
+def run_correct(job: CorrectJob, workspace: Workspace, *, overwrite: bool = False) -> CurationResult:
+    out = Path(job.out)
+    settings = {k: v for k, v in asdict(job).items() if k != "out"}
+    with Run("correct", settings, out, inputs=[job.data, job.decisions], overwrite=overwrite) as run:
+        if run.complete:
+            stored = run.stored_manifest()
+            return CurationResult(out, stored["counts"], decisions=read_decisions(out / "decisions.jsonl"),
+                                  data_path=Path(stored["outputs"]["kept"]), reused=True)
+        manifest = run.manifest
+        read = read_input(job.data, job.format, out, None, manifest)
+        previous = read_decisions(job.decisions)
+        known = {ex.id for ex in read.examples}
+        if not known & {d.id for d in previous}:
+            raise DataError(f"{job.decisions}: none of its decisions is about an example of {job.data}; "
+                            "give the data the filter ran on")
+        answer = load_llm(job.model, workspace)
+        judge_spec = job.judge or job.model
+        judge = answer if judge_spec == job.model else load_llm(judge_spec, workspace)
+        manifest.model("answer", answer.identity)
+        manifest.model("judge", judge.identity)
+        with manifest.stage("correct"):
+            decisions, counts = auto_correct(read.examples, previous, answer, judge, job.correct)
+        manifest.count(**{k: v for k, v in counts.items() if k not in ("keep", "drop", "edit", "review")})
+        materialise(read, decisions, out, manifest, job.output_format)
+        counts = run.finish()["counts"]
+    return CurationResult(out, counts, decisions=decisions, data_path=Path(manifest.data["outputs"]["kept"]))
 
 
 def bad_ids_from(examples: list[Example], flag: str, bad_values: list[str], good_values: list[str]) -> tuple[set[str], set[str]]:
@@ -198,18 +289,50 @@ def bad_ids_from(examples: list[Example], flag: str, bad_values: list[str], good
     return bad, evaluated
 
 
-def run_evaluate_detector(data: str, signals_path: str, flag: str, bad_values: list[str], good_values: list[str],
-                          out: Path, fmt: str | None = None, n_resamples: int = 1000) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("evaluate-detector", {"data": data, "signals": signals_path, "flag": flag,
-                                              "bad_values": bad_values, "good_values": good_values})
-    examples = _read(data, fmt, out, None, manifest)
-    bad, evaluated = bad_ids_from(examples, flag, bad_values, good_values)
-    signals = {r["id"]: r for r in read_signals(signals_path)}
-    rows = [signals[i] for i in (ex.id for ex in examples) if i in evaluated and i in signals]
-    manifest.count(evaluated=len(rows), bad=len(bad & {r["id"] for r in rows}), without_scores=len(evaluated - signals.keys()))
-    results = evaluate_signals(rows, bad, SIGNAL_DIRECTION, n_resamples=n_resamples)
-    atomic_write_text(out / "detection.json", json.dumps(results, indent=2) + "\n")
-    manifest.output("detection", out / "detection.json")
-    manifest.write(out / "manifest.json")
-    return {"out_dir": out, "results": results, "counts": manifest.data["counts"]}
+@dataclass
+class DetectorJob:
+    data: str = setting("", "Data with a field marking known-bad rows.")
+    scores: list[str] = setting([], "Scoring run folders or score files.")
+    flag: str = setting("", "Meta field (dotted path) marking bad rows, e.g. status or corruption.")
+    bad: list[str] = setting([], "Value(s) of the field that mean bad [default: any truthy value].")
+    good: list[str] = setting([], "Value(s) that mean good; other rows are left out.")
+    out: str = setting("", "Output folder.")
+    format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
+    resamples: int = setting(1000, "Bootstrap resamples for the 95% CIs.", range=(10, None))
+
+
+@dataclass
+class DetectorResult:
+    out_dir: Path
+    results: dict[str, dict[str, Any]]
+    counts: dict[str, Any]
+
+
+def run_evaluate_detector(job: DetectorJob, *, overwrite: bool = False) -> DetectorResult:
+    out = Path(job.out)
+    settings = {k: v for k, v in asdict(job).items() if k != "out"}
+    with Run("evaluate-detector", settings, out, inputs=[job.data, *job.scores], overwrite=overwrite) as run:
+        if run.complete:
+            results = json.loads((out / "detection.json").read_text(encoding="utf-8"))
+            return DetectorResult(out, results, run.stored_manifest()["counts"])
+        manifest = run.manifest
+        examples = read_input(job.data, job.format, out, None, manifest).examples
+        bad, evaluated = bad_ids_from(examples, job.flag, job.bad, job.good)
+        if not bad:
+            raise DataError(f"{job.data}: no example is marked bad by the field {job.flag!r}"
+                            + (f" with a value in {job.bad}" if job.bad else "") + "; nothing to detect")
+        signals = SignalSet.read(job.scores)
+        if not evaluated & signals.ids:
+            raise DataError(f"none of the evaluated examples of {job.data} has a row in the given scores; "
+                            "were they scored from this file?")
+        specs = signal_specs()
+        directions = {n: int(specs[n].sign) for n in signals.names if n in specs and specs[n].direction != "none"}
+        values = {n: signals.values(n) for n in directions}
+        ids = [ex.id for ex in examples if ex.id in evaluated and ex.id in signals.ids]
+        rows = [{"id": i} | {n: values[n].get(i) for n in directions} for i in ids]
+        manifest.count(evaluated=len(rows), bad=len(bad & set(ids)), without_scores=len(evaluated - signals.ids))
+        results = evaluate_signals(rows, bad, directions, n_resamples=job.resamples)
+        atomic_write_text(out / "detection.json", json.dumps(results, indent=2) + "\n")
+        manifest.output("detection", out / "detection.json")
+        counts = run.finish()["counts"]
+    return DetectorResult(out, results, counts)

@@ -19,7 +19,7 @@ from tamis.io import read_dataset, write_dataset
 from tamis.manifest import Manifest
 from tamis.pipeline.recipe import Recipe
 from tamis.pipeline.sources import build_source
-from tamis.pipeline.steps import StepContext, get_step
+from tamis.curate.steps import StepContext, get_step
 from tamis.progress import console
 from tamis.records import Example
 from tamis.store import Workspace, atomic_write_text

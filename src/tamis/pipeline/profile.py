@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tamis.io import read_dataset
-from tamis.manifest import Manifest
 from tamis.models import DEFAULT_EMBEDDER, DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
 from tamis.signals.likelihood import response_likelihood
 from tamis.signals.diversity import nearest_other
 from tamis.signals.stats import example_stats
+from tamis.runs import Run
+from tamis.settings import setting
+from tamis.signals.registry import SignalTable
 from tamis.store import Workspace, atomic_write_text
 
 NEAR_DUPLICATE = 0.95
@@ -31,20 +31,21 @@ NEAR_DUPLICATE = 0.95
 
 @dataclass
 class ProfileConfig:
-    data: str
-    out: str | None = None
-    format: str | None = None
-    model: str = DEFAULT_LLM
-    embedder: str = DEFAULT_EMBEDDER
-    likelihood: bool = True
-    embed: bool = True
-    limit: int | None = None
+    data: str = setting("", "Data set to profile.")
+    out: str | None = setting(None, "Output folder [default: workspace/runs/profile-NAME].")
+    format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
+    model: str = setting(DEFAULT_LLM, "LLM spec for log-likelihoods.")
+    embedder: str = setting(DEFAULT_EMBEDDER, "Embedder spec.")
+    likelihood: bool = setting(True, "Score each response's log-likelihood.")
+    embed: bool = setting(True, "Embed examples and find near-duplicates.")
+    limit: int | None = setting(None, "Read at most this many rows.", range=(1, None))
 
 
 @dataclass
 class ProfileResult:
     out_dir: Path
     counts: dict[str, int]
+    table: SignalTable | None = None
     signals: list[dict[str, Any]] = field(default_factory=list)
     flagged: list[dict[str, Any]] = field(default_factory=list)
     near_duplicates: list[tuple[str, str, float]] = field(default_factory=list)
@@ -62,11 +63,15 @@ def default_out_dir(workspace: Workspace, data: str) -> Path:
     return workspace.run_dir(f"profile-{Path(data).stem}")
 
 
-def run_profile(config: ProfileConfig, workspace: Workspace) -> ProfileResult:
+def run_profile(config: ProfileConfig, workspace: Workspace, *, overwrite: bool = False) -> ProfileResult:
     out = Path(config.out) if config.out else default_out_dir(workspace, config.data)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("profile", asdict(config) | {"workspace": str(workspace.root)})
+    settings = {k: v for k, v in asdict(config).items() if k != "out"}
+    with Run("profile", settings, out, inputs=[config.data], overwrite=overwrite) as run:
+        return _profile(config, workspace, run)
 
+
+def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileResult:
+    out, manifest = run.out, run.manifest
     with manifest.stage("read"):
         read = read_dataset(config.data, format=config.format, quarantine=out / "quarantine.jsonl", limit=config.limit)
     examples = read.examples
@@ -107,18 +112,20 @@ def run_profile(config: ProfileConfig, workspace: Workspace) -> ProfileResult:
 
     with manifest.stage("write"):
         signals = [rows[ex.id] for ex in examples]
+        table = SignalTable.from_rows(signals)
         scored_lines = [json.dumps(ex.to_dict() | {"signals": rows[ex.id]}, ensure_ascii=False) for ex in examples]
         atomic_write_text(out / "scored.jsonl", "\n".join(scored_lines) + "\n")
-        pq.write_table(pa.Table.from_pylist(signals), out / "signals.parquet")
+        table.write(out)
         flagged = lowest_likelihood(signals, examples)
-        result = ProfileResult(out, manifest.data["counts"], signals, flagged, near, [str(p) for p in read.problems])
+        result = ProfileResult(out, manifest.data["counts"], table, signals, flagged, near,
+                               [str(p) for p in read.problems])
         atomic_write_text(out / "summary.md", summary_markdown(result, read.summary(), manifest.data["models"]))
     for name in ("scored.jsonl", "signals.parquet", "summary.md"):
         manifest.output(name.split(".")[0], out / name)
     if read.n_rejected:
         manifest.output("quarantine", out / "quarantine.jsonl")
     manifest.count(near_duplicates=len(near))
-    manifest.write(out / "manifest.json")
+    run.finish()
     return result
 
 

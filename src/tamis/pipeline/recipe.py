@@ -68,7 +68,7 @@ class Variant(BaseModel):
     @field_validator("steps")
     @classmethod
     def _known_steps(cls, steps: list[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
-        from tamis.pipeline.steps import get_step
+        from tamis.curate.steps import get_step
 
         for step in steps:
             if len(step) != 1:

@@ -23,6 +23,12 @@ from typing import Any, Literal
 import numpy as np
 
 from tamis.io import DataError
+from tamis.signals.registry import register_signal
+
+register_signal("agreement", "higher", "share of annotators who gave the majority label", range=(0.0, 1.0),
+                needs=("annotations",), produced_by="tamis score agreement")
+register_signal("n_ratings", "none", "number of ratings of the item", range=(0.0, None), needs=("annotations",),
+                produced_by="tamis score agreement")
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 LEVELS = ("nominal", "ordinal", "interval", "ratio")

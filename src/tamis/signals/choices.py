@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from tamis.models.base import LLM, ChatMessages
 from tamis.store import cache_key
@@ -59,8 +58,14 @@ def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: 
     return np.asarray(values, dtype=np.float64)
 
 
-@torch.inference_mode()
 def _next_token_logprobs(llm: Any, prompts: list[ChatMessages], choices: list[str]) -> list[list[float]]:
+    import torch  # here, not at import: registering the signals must not load torch
+
+    with torch.inference_mode():
+        return _next_token_logprobs_torch(torch, llm, prompts, choices)
+
+
+def _next_token_logprobs_torch(torch: Any, llm: Any, prompts: list[ChatMessages], choices: list[str]) -> list[list[float]]:
     first_ids, contexts = [], []
     for prompt in prompts:
         pairs = [llm.scoring_ids(prompt, c) for c in choices]

@@ -29,10 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from tamis.evaluate.metrics import normalise_answer, token_f1
+from tamis.answers import normalise_answer, token_f1
 from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnavailable
 from tamis.records import Example
 from tamis.signals.choices import choice_logprobs
+from tamis.errors import ConfigError
+from tamis.settings import setting, validate
+from tamis.signals.registry import register_signal
+
+_CONF = dict(range=(0.0, 1.0), needs=("llm",), produced_by="tamis score confidence")
+register_signal("confidence", "higher", "BSDetector confidence C = beta*O + (1-beta)*S that the response is right", **_CONF)
+register_signal("observed_consistency", "higher", "BSDetector O: agreement of k sampled answers with the target", **_CONF)
+register_signal("self_reflection", "higher", "BSDetector S: the model's own verdict on the target (A/B/C follow-ups)", **_CONF)
+register_signal("s_mean", "higher", "mean semantic similarity of the sampled answers to the target", **_CONF)
+register_signal("r_mean", "higher", "share of sampled answers that match the target exactly (normalised)", **_CONF)
+register_signal("s_embed", "higher", "mean embedding cosine of the sampled answers to the target", **_CONF)
+register_signal("s_f1", "higher", "mean token F1 of the sampled answers to the target", **_CONF)
+register_signal("s_nli", "higher", "mean NLI non-contradiction of the sampled answers and the target", **_CONF)
 
 SAMPLE_PROMPT = (
     "{question}\n\nAnswer the request above. Think step by step, then give your final answer. "
@@ -52,30 +65,29 @@ LETTER_SCORES = {"A": 1.0, "B": 0.0, "C": 0.5}
 
 @dataclass
 class ConfidenceConfig:
-    k: int = 5
-    temperature: float = 1.0
-    max_tokens: int = 96
-    alpha: float = 0.8
-    beta: float = 0.7
-    similarity: str = "embedding"  # embedding | token_f1 | nli
-    embedder: str = "sentence-transformers:minilm"
-    nli_model: str | None = None
-    reflection: str = "auto"  # auto | logprobs | text
-    seed: int = 0
-    max_prompt_chars: int = 4000
-    max_response_chars: int = 2000
-    sample_prompt: str = SAMPLE_PROMPT
-    reflection_prompts: tuple[str, str] = REFLECTION_PROMPTS
+    k: int = setting(5, "Samples per example for observed consistency.", range=(1, 1000))
+    temperature: float = setting(1.0, "Sampling temperature of the k samples.", range=(0, 10))
+    max_tokens: int = setting(96, "Max new tokens per sample.", range=(1, None))
+    alpha: float = setting(0.8, "Weight of semantic similarity vs exact match in O.", range=(0, 1))
+    beta: float = setting(0.7, "Weight of O vs self-reflection S in C.", range=(0, 1))
+    similarity: str = setting("embedding", "s_i: embedding (bundled MiniLM cosine), token_f1, or nli.",
+                              choices=("embedding", "token_f1", "nli"))
+    embedder: str = setting("sentence-transformers:minilm", "Embedder spec for similarity=embedding.")
+    nli_model: str | None = setting(None, "HF sequence-classification NLI model (folder or offline id).")
+    reflection: str = setting("auto", "auto (log-probs if the backend has them), logprobs or text.",
+                              choices=("auto", "logprobs", "text"))
+    seed: int = setting(0, "Random seed of the sampling.")
+    max_prompt_chars: int = setting(4000, "Truncate prompts to this many characters (noted per example).",
+                                    range=(1, None))
+    max_response_chars: int = setting(2000, "Truncate responses to this many characters (noted per example).",
+                                      range=(1, None))
+    sample_prompt: str = setting(SAMPLE_PROMPT, "Prompt of the k samples ({question}).")
+    reflection_prompts: tuple[str, str] = setting(REFLECTION_PROMPTS, "The two self-reflection prompts.")
 
     def __post_init__(self) -> None:
-        if self.similarity not in ("embedding", "token_f1", "nli"):
-            raise ValueError(f"similarity must be embedding, token_f1 or nli, not {self.similarity!r}")
+        validate(self)  # ranges and choices as declared above
         if self.similarity == "nli" and not self.nli_model:
-            raise ValueError("similarity 'nli' needs nli_model (a Hugging Face NLI model id or folder)")
-        if self.reflection not in ("auto", "logprobs", "text"):
-            raise ValueError(f"reflection must be auto, logprobs or text, not {self.reflection!r}")
-        if not (0 <= self.alpha <= 1 and 0 <= self.beta <= 1) or self.k < 1:
-            raise ValueError("alpha and beta must lie in [0, 1] and k must be at least 1")
+            raise ConfigError("similarity 'nli' needs nli_model (a Hugging Face NLI model id or folder)")
 
 
 @dataclass

@@ -19,6 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from tamis.signals.registry import register_signal
+
+register_signal("remote_clique", "higher", "mean cosine distance of the example to every other (its Remote Clique "
+                "contribution)", range=(0.0, 2.0), needs=("embedder",), produced_by="tamis score diversity")
+register_signal("chamfer", "higher", "cosine distance to the nearest other example (its Chamfer contribution; small = "
+                "redundant)", range=(0.0, 2.0), needs=("embedder",), produced_by="tamis score diversity")
+register_signal("nn_similarity", "lower", "cosine similarity to the nearest other example (near 1 = near-duplicate)",
+                range=(-1.0, 1.0), needs=("embedder",), produced_by="tamis profile")
 
 ChamferMethod = Literal["auto", "blocked", "faiss"]
 

@@ -25,6 +25,14 @@ from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnava
 from tamis.records import Example
 from tamis.signals.choices import choice_logprobs
 from tamis.signals.confidence import clip, scorable
+from tamis.signals.registry import register_signal
+
+_BASE = dict(needs=("llm",), produced_by="tamis score confidence")
+register_signal("ifd", "lower", "Instruction-Following Difficulty PPL(y|x)/PPL(y); near or above 1: the prompt does not "
+                "help predict the response", range=(0.0, None), **_BASE)
+register_signal("judge", "higher", "LLM-judge quality rating, expected value over the digits 0-5", range=(0.0, 5.0), **_BASE)
+register_signal("random", "higher", "a uniform draw seeded by the example id: the floor every signal must beat",
+                range=(0.0, 1.0), produced_by="tamis score confidence")
 
 JUDGE_PROMPT = (
     "Rate the quality of the response to the instruction below on a scale from 0 (useless or wrong) "

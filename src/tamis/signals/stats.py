@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from tamis.records import Example
+from tamis.signals.registry import register_signal
+
+for _name, _what in (("n_turns", "number of messages"), ("prompt_chars", "prompt length in characters"),
+                     ("response_chars", "response length in characters (a length-only baseline: longer ranks higher)"),
+                     ("response_words", "response length in words"), ("prompt_tokens", "prompt length in tokens"),
+                     ("response_tokens", "response length in tokens (a length-only baseline: longer ranks higher)"),
+                     ("text_chars", "text length in characters"), ("text_words", "text length in words"),
+                     ("text_tokens", "text length in tokens")):
+    register_signal(_name, "higher" if _name.startswith("response_") else "none", _what, range=(0.0, None),
+                    produced_by="tamis profile")
 
 
 class Tokenizer(Protocol):

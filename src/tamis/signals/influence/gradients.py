@@ -23,26 +23,7 @@ from torch import nn
 
 from tamis.records import Example
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
-
-
-@dataclass(frozen=True)
-class GradientConfig:
-    """Which parameters get gradients, and how examples become token sequences."""
-
-    params: str = "lora"  # "lora" (peft adapters) | "linear" (Linear layers of the base model)
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_targets: tuple[str, ...] = LORA_TARGETS
-    adapter: str | None = None  # a trained peft adapter folder (LESS/G-DIG warm-up); fresh LoRA if None
-    linear_modules: tuple[str, ...] = ("mlp.down_proj",)
-    layer_stride: int = 3  # "linear": layers 0, s, 2s, ... (G-DIG tracks every third layer)
-    max_length: int = 256
-    batch_size: int = 8
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from tamis.signals.influence.config import LORA_TARGETS, GradientConfig  # noqa: F401  (re-exported)
 
 
 @dataclass

@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
+from tamis.signals.influence.config import STRATEGIES  # noqa: F401  (re-exported)
 from tamis.signals.influence.gradients import Encoded, TrackedModel
 from tamis.store import atomic_write_text
 
-STRATEGIES = ("identity", "kfac", "ekfac")
 HEURISTIC_DAMPING = 0.1
 
 

@@ -18,34 +18,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tamis.io import read_dataset
-from tamis.manifest import Manifest
+from tamis.runs import Run
+from tamis.settings import validate
 from tamis.progress import progress
 from tamis.signals.influence.features import featurise, store_for
-from tamis.signals.influence.gradients import GradientConfig, load_tracked_model
-from tamis.signals.influence.kfac import STRATEGIES, Factors, fit_factors
+from tamis.signals.influence.config import InfluenceConfig
+from tamis.signals.influence.gradients import load_tracked_model
+from tamis.signals.influence.kfac import Factors, fit_factors
 from tamis.signals.influence.projection import CountSketch
+from tamis.signals.registry import SignalTable
 from tamis.signals.influence.scores import influence_scores, per_batch, seed_batches, seed_features, summary_columns
 from tamis.store import Workspace, atomic_write_text, cache_key
 
 SIGN_NOTE = "positive = training on the candidate lowers the seed loss (g_seed^T H^-1 g_cand)"
-
-
-@dataclass
-class InfluenceConfig:
-    candidates: str
-    seed: str
-    model: str = "transformers:smollm2"
-    out: str | None = None
-    format: str | None = None
-    seed_format: str | None = None
-    hessian: str = "ekfac"  # identity | kfac | ekfac
-    damping: float | None = None  # None: 0.1 x mean eigenvalue per layer
-    projection_dim: int = 8192
-    projection_seed: int = 0
-    seed_batch_size: int = 2
-    factor_limit: int | None = None  # fit factors on at most this many candidates
-    limit: int | None = None
-    gradients: GradientConfig = field(default_factory=GradientConfig)
 
 
 @dataclass
@@ -57,16 +42,21 @@ class InfluenceResult:
     counts: dict[str, Any]
 
 
-def run_influence(config: InfluenceConfig, workspace: Workspace) -> InfluenceResult:
-    if config.hessian not in STRATEGIES:
-        raise ValueError(f"hessian must be one of {', '.join(STRATEGIES)}, got {config.hessian!r}")
+def run_influence(config: InfluenceConfig, workspace: Workspace, *, overwrite: bool = False) -> InfluenceResult:
+    validate(config)
     out = Path(config.out) if config.out else workspace.run_dir(f"influence-{Path(config.candidates).stem}")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("score influence", asdict(config) | {"workspace": str(workspace.root), "sign": SIGN_NOTE})
+    settings = {k: v for k, v in asdict(config).items() if k != "out"}
+    with Run("score influence", settings, out, inputs=[config.candidates, config.seed_set], overwrite=overwrite) as run:
+        return _influence(config, workspace, run)
+
+
+def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> InfluenceResult:
+    out, manifest = run.out, run.manifest
+    manifest.data["sign"] = SIGN_NOTE
     with manifest.stage("read"):
         cands = read_dataset(config.candidates, format=config.format, quarantine=out / "quarantine.jsonl",
                              limit=config.limit)
-        seeds = read_dataset(config.seed, format=config.seed_format or config.format,
+        seeds = read_dataset(config.seed_set, format=config.seed_set_format or config.format,
                              quarantine=out / "seed_quarantine.jsonl")
     manifest.count(candidates=cands.n_kept, candidates_rejected=cands.n_rejected, seeds=seeds.n_kept,
                    seeds_rejected=seeds.n_rejected)
@@ -105,7 +95,7 @@ def run_influence(config: InfluenceConfig, workspace: Workspace) -> InfluenceRes
         grads = tracked.gradients(enc_s)
         seed_id = seed_features(grads, projection)
         seed_h = seed_features(grads, projection, factors, config.damping) if factors is not None else seed_id
-    batches = seed_batches(len(enc_s), config.seed_batch_size)
+    batches = seed_batches(len(enc_s), config.seed_set_batch_size)
     scored = per_batch(influence_scores(feats, seed_h), batches)
     baseline = per_batch(influence_scores(feats, seed_id), batches)
 
@@ -116,6 +106,7 @@ def run_influence(config: InfluenceConfig, workspace: Workspace) -> InfluenceRes
         columns["influence_batches"] = scored.tolist()
         rows = [dict(zip(columns, vals)) for vals in zip(*columns.values())]
         pq.write_table(pa.table(columns), out / "influence.parquet")
+        SignalTable.from_rows([{k: v for k, v in r.items() if k != "influence_batches"} for r in rows]).write(out)
         np.save(out / "features.npy", feats)
         np.save(out / "seed_features.npy", seed_h)
         np.save(out / "influence_batches.npy", scored)
@@ -124,8 +115,8 @@ def run_influence(config: InfluenceConfig, workspace: Workspace) -> InfluenceRes
             {"hessian": config.hessian, "damping": config.damping, "sign": SIGN_NOTE, "seed_batches":
              [[enc_s[i].id for i in b] for b in batches], "projection": projection.config(),
              "modules": tracked.names, "model": tracked.identity, "gradients": tracked.config.to_dict()}, indent=2) + "\n")
-    for name in ("influence.parquet", "features.npy", "seed_features.npy", "influence_batches.npy", "ids.json", "config.json"):
+    for name in ("signals.parquet", "influence.parquet", "features.npy", "seed_features.npy", "influence_batches.npy", "ids.json", "config.json"):
         manifest.output(name.split(".")[0], out / name)
     manifest.count(seed_batches=len(batches), positive_on_all=int((scored > 0).all(axis=1).sum()))
-    manifest.write(out / "manifest.json")
+    run.finish()
     return InfluenceResult(out, [e.id for e in enc_c], rows, scored, manifest.data["counts"])

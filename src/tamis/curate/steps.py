@@ -2,8 +2,9 @@
 
 A step takes the current examples and its parameters and returns one Decision per example it
 decided on; the runner materialises them (tamis.curate.decisions.apply_decisions), so every
-dropped example keeps its reason. Other parts of tamis register their steps here
-(e.g. confidence filtering, influence selection) with ``@register_step``.
+dropped example keeps its reason. The registered name is the step name every decision carries:
+set once, here. The model-backed methods (confidence filtering, Auto-Correct, influence selection,
+policies over scored runs) register from ``tamis.curate.recipe_steps``, loaded on first lookup.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tamis.curate.decisions import Decision
-from tamis.io import DataError
+from tamis.errors import ConfigError, unknown
 from tamis.records import Example
 from tamis.store import Workspace
 
@@ -35,10 +36,9 @@ class StepContext:
 
 def check_params(step: str, params: dict[str, Any], allowed: set[str] | tuple[str, ...]) -> None:
     """A step's parameters must be ones it reads: a typo is an error naming the step and the choices."""
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise DataError(f"recipe step {step!r}: unknown parameter(s) {', '.join(unknown)}; "
-                        f"it takes: {', '.join(sorted(allowed))}")
+    extra = sorted(set(params) - set(allowed))
+    if extra:
+        raise ConfigError(f"recipe step {step!r}: {unknown('parameter', extra[0], allowed)}")
 
 
 StepFn = Callable[[list[Example], dict[str, Any], StepContext], list[Decision]]
@@ -46,16 +46,28 @@ STEPS: dict[str, StepFn] = {}
 
 
 def register_step(name: str) -> Callable[[StepFn], StepFn]:
+    """Register a step; its decisions carry ``name`` as their step (those a step took over from another
+    step it ran, e.g. Auto-Correct's kept rows from its confidence filter, keep that step's name)."""
+
     def decorate(fn: StepFn) -> StepFn:
-        STEPS[name] = fn
-        return fn
+        def named(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+            decisions = fn(examples, params, ctx)
+            for d in decisions:
+                d.step = d.step or name
+            return decisions
+
+        named.__doc__, named.__name__ = fn.__doc__, fn.__name__
+        STEPS[name] = named
+        return named
 
     return decorate
 
 
 def get_step(name: str) -> StepFn:
+    import tamis.curate.recipe_steps  # noqa: F401  (registers the model-backed steps)
+
     if name not in STEPS:
-        raise DataError(f"unknown recipe step {name!r}; available: {', '.join(sorted(STEPS))}")
+        raise ConfigError(unknown("recipe step", name, STEPS))
     return STEPS[name]
 
 
@@ -67,9 +79,9 @@ def sample_step(examples: list[Example], params: dict[str, Any], ctx: StepContex
     n = max(0, min(n, len(examples)))
     chosen = set(np.random.default_rng(seed).permutation(len(examples))[:n].tolist())
     return [
-        Decision(ex.id, "select" if i in chosen else "filter",
+        Decision(ex.id, "keep" if i in chosen else "drop",
                  f"random sample of {n}/{len(examples)} (seed {seed})" if i in chosen
-                 else f"not in the random sample of {n} (seed {seed})", step="sample")
+                 else f"not in the random sample of {n} (seed {seed})")
         for i, ex in enumerate(examples)
     ]
 
@@ -79,9 +91,9 @@ def max_length_step(examples: list[Example], params: dict[str, Any], ctx: StepCo
     """Drop examples whose response is longer than ``chars`` characters (a cheap sanity filter)."""
     limit = int(params.get("chars", 4000))
     return [
-        Decision(ex.id, "keep", f"response within {limit} chars", step="max_length")
+        Decision(ex.id, "keep", f"response within {limit} chars")
         if len(ex.response or ex.text or "") <= limit
-        else Decision(ex.id, "filter", f"response longer than {limit} chars", step="max_length")
+        else Decision(ex.id, "drop", f"response longer than {limit} chars")
         for ex in examples
     ]
 
@@ -99,24 +111,9 @@ def likelihood_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     threshold = float(np.quantile(list(scores.values()), quantile)) if scores else 0.0
     return [
         Decision(ex.id, "keep", f"log-likelihood/token {scores[ex.id]:.3f} >= q{quantile:g} {threshold:.3f}",
-                 {"loglik_mean": scores[ex.id]}, step="likelihood_filter")
+                 {"loglik_mean": scores[ex.id]})
         if scores.get(ex.id, threshold) >= threshold
-        else Decision(ex.id, "filter", f"log-likelihood/token {scores[ex.id]:.3f} < q{quantile:g} {threshold:.3f}",
-                      {"loglik_mean": scores[ex.id]}, step="likelihood_filter")
+        else Decision(ex.id, "drop", f"log-likelihood/token {scores[ex.id]:.3f} < q{quantile:g} {threshold:.3f}",
+                      {"loglik_mean": scores[ex.id]})
         for ex in examples
     ]
-
-
-def _register_optional_steps() -> None:
-    """Steps provided by other areas register on import; a missing area simply has no steps."""
-    import importlib
-
-    for module in ("tamis.curate.recipe_steps",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-
-
-_register_optional_steps()

@@ -1,0 +1,131 @@
+"""The one job skeleton every command uses: a run folder with its settings, manifest and completion mark.
+
+``with Run(command, settings, out, inputs=[...]) as run:`` creates the folder (a clear error when it
+cannot be written), saves ``settings.json`` and refuses to reuse a folder made by another command or
+with other settings (naming each setting that differs; ``overwrite=True`` replaces it). When the same
+settings and unchanged inputs already completed there, ``run.complete`` is true and the job can
+return the stored result instead of recomputing. ``run.finish()`` writes ``manifest.json`` and the
+completion mark, last, so a killed run is never mistaken for a finished one (kronfluence saves its
+arguments beside its factors the same way; DataTrove marks each finished task).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tamis.errors import OutputConflict, WorkspaceError
+from tamis.manifest import Manifest
+from tamis.store import atomic_write_text
+
+SETTINGS_FILE = "settings.json"
+COMPLETE_FILE = ".complete"
+
+
+def _normalised(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as JSON would give them back (tuples -> lists, paths -> strings)."""
+    return json.loads(json.dumps(dict(settings), default=str, sort_keys=True))
+
+
+def input_fingerprint(paths: Sequence[str | Path]) -> list[list[Any]]:
+    """(path, size, mtime) of each input file or folder: a changed input means recompute, not reuse."""
+    prints = []
+    for p in paths:
+        path = Path(p)
+        try:
+            if path.is_dir():
+                stats = [f.stat() for f in sorted(path.rglob("*")) if f.is_file()]
+                prints.append([str(path), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)])
+            else:
+                st = path.stat()
+                prints.append([str(path), st.st_size, st.st_mtime_ns])
+        except OSError:
+            prints.append([str(path), None, None])
+    return prints
+
+
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two settings mappings (nested keys dotted)."""
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs += settings_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: {a!r} then, {b!r} now")
+    return diffs
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create ``path`` (and parents); a read-only or blocked location is a WorkspaceError naming it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WorkspaceError(f"{path}: exists and is not a folder; choose another output folder") from None
+    except OSError as exc:
+        raise WorkspaceError(f"{path}: cannot create the output folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise WorkspaceError(f"{path}: the output folder is not writable; choose another with --out")
+    return path
+
+
+class Run:
+    """A command's output folder (see the module docstring)."""
+
+    def __init__(self, command: str, settings: Mapping[str, Any], out: str | Path, *,
+                 inputs: Sequence[str | Path] = (), overwrite: bool = False):
+        self.command = command
+        self.settings = _normalised(settings)
+        self.out = Path(out)
+        self.inputs = list(inputs)
+        self.overwrite = overwrite
+        self.complete = False
+        self.manifest = Manifest(command, self.settings)
+
+    def __enter__(self) -> "Run":
+        ensure_writable_dir(self.out)
+        saved_path = self.out / SETTINGS_FILE
+        if saved_path.is_file():
+            saved = json.loads(saved_path.read_text(encoding="utf-8"))
+            if saved.get("command") != self.command or saved.get("settings") != self.settings:
+                if not self.overwrite:
+                    what = (f"a `tamis {saved.get('command')}` run" if saved.get("command") != self.command
+                            else "a run with other settings: " + "; ".join(settings_diff(saved.get("settings", {}),
+                                                                                        self.settings)))
+                    raise OutputConflict(f"{self.out} already holds {what}. Choose another --out, or pass "
+                                         "--overwrite to replace it")
+                (self.out / COMPLETE_FILE).unlink(missing_ok=True)
+        digest = self._digest()
+        marker = self.out / COMPLETE_FILE
+        self.complete = marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest
+        if not self.complete:
+            marker.unlink(missing_ok=True)
+        atomic_write_text(saved_path, json.dumps({"command": self.command, "settings": self.settings},
+                                                 indent=2, sort_keys=True) + "\n")
+        return self
+
+    def _digest(self) -> str:
+        text = json.dumps([self.command, self.settings, input_fingerprint(self.inputs)], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        return None
+
+    def path(self, name: str) -> Path:
+        return self.out / name
+
+    def stored_manifest(self) -> dict[str, Any]:
+        """The manifest of the completed run in this folder."""
+        return json.loads((self.out / "manifest.json").read_text(encoding="utf-8"))
+
+    def finish(self) -> dict[str, Any]:
+        """Write the manifest, then the completion mark (last: a killed run stays unfinished)."""
+        self.manifest.data["settings_file"] = SETTINGS_FILE
+        self.manifest.write(self.out / "manifest.json")
+        atomic_write_text(self.out / COMPLETE_FILE, self._digest() + "\n")
+        return self.manifest.data

@@ -1,0 +1,85 @@
+"""Policies over several signals: directions from the registry, reasons naming every rule, loud failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from tamis.curate.filter import FilterRule, auto_filter
+from tamis.curate.policy import Policy, Rule
+from tamis.errors import PolicyError, SignalError
+from tamis.signals.registry import SignalSet, SignalTable
+
+IDS = [f"e{i}" for i in range(10)]
+
+
+def signals() -> SignalSet:
+    conf = SignalTable.from_rows([{"id": i, "confidence": n / 10, "ifd": 1 - n / 10} for n, i in enumerate(IDS)],
+                                 source="score")
+    infl = SignalTable.from_rows([{"id": i, "influence_mean": (-1) ** n * 0.1} for n, i in enumerate(IDS)],
+                                 source="influence")
+    div = SignalTable.from_rows([{"id": i, "nn_similarity": 0.5 + n / 20} for n, i in enumerate(IDS)], source="profile")
+    return SignalSet([conf, infl, div])
+
+
+def kept(decisions) -> list[str]:
+    return [d.id for d in decisions if d.action == "keep"]
+
+
+def test_rules_parse_and_reject_nonsense():
+    assert Rule.parse("keep", "confidence >= median").text == "confidence>=median"
+    assert Rule.parse("drop", "worst 5% nn_similarity").op == "worst"
+    for bad in ("confidence", "confidence >= banana", "best 150% confidence", "confidence => 1"):
+        with pytest.raises(PolicyError):
+            Rule.parse("keep", bad)
+
+
+def test_combined_policy_over_three_runs_names_every_rule():
+    policy = Policy(keep=["confidence>=median", "influence_mean>0"], drop=["worst 10% nn_similarity"])
+    decisions, thresholds = policy.apply(IDS, signals())
+    # confidence >= 0.45 keeps e5..e9; influence > 0 keeps even n; the most redundant (highest nn_similarity) is e9
+    assert kept(decisions) == ["e6", "e8"]
+    assert thresholds["confidence>=median"] == pytest.approx(0.45)
+    by_id = {d.id: d for d in decisions}
+    assert "confidence 0.6 >= median 0.45" in by_id["e6"].reason and "influence_mean 0.1 > 0" in by_id["e6"].reason
+    assert "nn_similarity 0.8 not in worst 10%" in by_id["e6"].reason
+    assert "[keep confidence>=median]" in by_id["e0"].reason  # the failing rule is named
+    assert "[drop worst 10% nn_similarity]" in by_id["e9"].reason
+    assert set(by_id["e6"].scores) == {"confidence", "influence_mean", "nn_similarity"}
+
+
+def test_direction_comes_from_the_registry():
+    # IFD: lower is better, so the single-signal median filter keeps the LOW half (the old CLI kept the worse half)
+    decisions, _ = auto_filter(SignalTable.from_rows([{"id": i, "ifd": n / 10} for n, i in enumerate(IDS)]),
+                               FilterRule(signal="ifd"))
+    assert kept(decisions) == ["e0", "e1", "e2", "e3", "e4"]
+    decisions, _ = Policy(keep=["best 30% ifd"]).apply(IDS, signals())
+    assert kept(decisions) == ["e7", "e8", "e9"]  # ifd = 1 - n/10: the three lowest
+
+
+def test_missing_scores_go_to_review_with_the_signals_notes():
+    table = SignalTable.from_rows([{"id": "a", "confidence": 0.9}, {"id": "b", "confidence": 0.1},
+                                   {"id": "c", "confidence": None, "notes": ["no assistant response to score"]}])
+    decisions, _ = Policy(keep=["confidence>=0.5"]).apply(["a", "b", "c", "d"], SignalSet([table]))
+    actions = {d.id: d.action for d in decisions}
+    assert actions == {"a": "keep", "b": "drop", "c": "review", "d": "review"}
+    reasons = {d.id: d.reason for d in decisions}
+    assert "no assistant response" in reasons["c"] and "no row in the scores" in reasons["d"]
+
+
+def test_policies_that_match_nothing_or_keep_nothing_fail_loudly():
+    with pytest.raises(PolicyError, match="none of the 2 examples has a row"):
+        Policy(keep=["confidence>=median"]).apply(["x", "y"], signals())
+    with pytest.raises(PolicyError, match="keeps none"):
+        Policy(keep=["confidence>5"]).apply(IDS, signals())
+    with pytest.raises(SignalError, match="did you mean confidence"):
+        Policy(keep=["confidance>=median"]).apply(IDS, signals())
+
+
+def test_filter_rule_forms_keep_the_documented_share():
+    rows = [{"id": f"r{i}", "confidence": i / 10} for i in range(10)]
+    count = lambda rule: len(kept(auto_filter(rows, rule)[0]))  # noqa: E731
+    assert count(FilterRule()) == 5
+    assert count(FilterRule(keep_fraction=0.3)) == 3
+    assert count(FilterRule(keep_fraction=1.0)) == 10
+    assert count(FilterRule(threshold=0.75)) == 2
+    assert count(FilterRule(quantile=0.2)) == 8
