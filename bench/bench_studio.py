@@ -7,7 +7,12 @@ Each annotator logs in once (not timed), then loops: pause (--think, mean second
 5th save submits with ratings and claims the next item. Afterwards every acknowledged save must be
 in the database (count and content).
 
-    python bench/bench_studio.py [--annotators 50] [--duration 60] [--db sqlite,postgresql]
+--login-flood N runs N attackers beside them for the whole measurement, posting logins with unknown
+usernames back to back, each request from a new X-Forwarded-For address (the server runs with
+--proxy-headers), so no per-client throttle can help: what is measured is whether argon2 and the
+failed-login writes stay out of the annotators' way.
+
+    python bench/bench_studio.py [--annotators 50] [--duration 60] [--db sqlite,postgresql] [--login-flood 6]
 
 Loopback only (127.0.0.1), bounded in time; the server is a real uvicorn subprocess (one worker).
 """
@@ -132,8 +137,23 @@ async def annotator(base: str, name: str, pid: int, deadline_box: list[float], r
                 aid = int(loc.rsplit("/", 1)[1])
 
 
-async def drive(base: str, pid: int, n: int, duration: float, think: float) -> tuple[dict[str, list[float]], list, float]:
-    lat: dict[str, list[float]] = {"load": [], "save": [], "next": [], "ready": []}
+async def flooder(base: str, k: int, deadline_box: list[float], ready: asyncio.Event,
+                  statuses: list[int]) -> None:
+    """Unknown usernames, back to back, a new client address each time."""
+    async with httpx.AsyncClient(base_url=base, timeout=120) as c:
+        token = CSRF.search((await c.get("/login")).text).group(1)
+        await ready.wait()
+        n = 0
+        while time.perf_counter() < deadline_box[0]:
+            r = await c.post("/login", headers={"x-forwarded-for": f"10.{k}.{n // 250 % 250}.{n % 250 + 1}"},
+                             data={"username": f"intruder-{k}-{n}", "password": "guess-guess-1", "csrf": token})
+            statuses.append(r.status_code)
+            n += 1
+
+
+async def drive(base: str, pid: int, n: int, duration: float, think: float,
+                flood: int = 0) -> tuple[dict[str, list[float]], list, float]:
+    lat: dict[str, list[float]] = {"load": [], "save": [], "next": [], "ready": [], "flood": []}
     acked: list[tuple[int, int, str]] = []
     ready = asyncio.Event()
     box = [float("inf")]
@@ -143,14 +163,17 @@ async def drive(base: str, pid: int, n: int, duration: float, think: float) -> t
     # wait until every annotator has logged in (argon2 verification is deliberately slow; not timed)
     while len(lat["ready"]) < n and not any(t.done() for t in tasks):
         await asyncio.sleep(0.2)
+    flood_statuses: list[int] = []
+    attackers = [asyncio.create_task(flooder(base, k, box, ready, flood_statuses)) for k in range(flood)]
     start = time.perf_counter()
     box[0] = start + duration
     ready.set()
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*tasks, *attackers)
+    lat["flood"] = flood_statuses
     return lat, acked, time.perf_counter() - start
 
 
-def run(kind: str, n: int, duration: float, think: float) -> dict[str, float]:
+def run(kind: str, n: int, duration: float, think: float, flood: int = 0) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix=f"tamis-bench-{kind}-"))
     stop_pg = None
     try:
@@ -163,7 +186,7 @@ def run(kind: str, n: int, duration: float, think: float) -> dict[str, float]:
         port = free_port()
         log = open(tmp / "server.log", "wb")
         proc = subprocess.Popen([sys.executable, "-m", "tamis.cli", "studio", "serve", "--db", url, "--port",
-                                 str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                 str(port), "--proxy-headers"], stdout=log, stderr=subprocess.STDOUT,
                                 env=os.environ | {"TAMIS_PROGRESS": "0"})
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
@@ -173,7 +196,7 @@ def run(kind: str, n: int, duration: float, think: float) -> dict[str, float]:
             except httpx.HTTPError:
                 time.sleep(0.2)
         try:
-            lat, acked, elapsed = asyncio.run(drive(base, pid, n, duration, think))
+            lat, acked, elapsed = asyncio.run(drive(base, pid, n, duration, think, flood))
         finally:
             proc.terminate()
             proc.wait(20)
@@ -187,8 +210,13 @@ def run(kind: str, n: int, duration: float, think: float) -> dict[str, float]:
         result = {"requests": len(all_lat), "rps": len(all_lat) / elapsed, "p50_ms": float(np.percentile(all_lat, 50)),
                   "p99_ms": float(np.percentile(all_lat, 99)), "save_p50_ms": float(np.percentile(saves, 50)),
                   "save_p99_ms": float(np.percentile(saves, 99)), "saves_acked": len(acked), "saves_found": found,
-                  "rows_in_db": len(stored), "errors": len(lat.get("errors", []))}
-        print(f"{kind:10s} {n} annotators {elapsed:.0f}s think {think}s: {result['requests']} requests, {result['rps']:.0f} req/s, "
+                  "rows_in_db": len(stored), "errors": len(lat.get("errors", [])),
+                  "flood_logins": len(lat["flood"]),
+                  "flood_statuses": {str(k): int(v) for k, v in zip(*np.unique(lat["flood"], return_counts=True))}}
+        flood_note = (f"; login flood {flood} clients: {len(lat['flood'])} logins ({len(lat['flood']) / elapsed:.0f}/s, "
+                      f"statuses {result['flood_statuses']})" if flood else "")
+        print(f"{kind:10s} {n} annotators {elapsed:.0f}s think {think}s{flood_note}: {result['requests']} requests, "
+              f"{result['rps']:.0f} req/s, "
               f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms (saves p50 {result['save_p50_ms']:.1f}"
               f" / p99 {result['save_p99_ms']:.1f} ms); saves acknowledged {len(acked)}, found in DB {found}"
               f" (rows {len(stored)}), errors {result['errors']}", flush=True)
@@ -207,8 +235,11 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--think", type=float, default=1.0,
                         help="mean seconds an annotator pauses before each page load (0: back-to-back, saturation)")
+    parser.add_argument("--login-flood", type=int, default=0,
+                        help="attackers posting unknown-user logins back to back beside the annotators")
     args = parser.parse_args()
-    results = {kind: run(kind, args.annotators, args.duration, args.think) for kind in args.db.split(",")}
+    results = {kind: run(kind, args.annotators, args.duration, args.think, args.login_flood)
+               for kind in args.db.split(",")}
     if "sqlite" in results and "postgresql" in results:
         s, p = results["sqlite"], results["postgresql"]
         print(f"postgresql / sqlite: req/s x{p['rps'] / s['rps']:.2f}, p50 x{p['p50_ms'] / s['p50_ms']:.2f}, "

@@ -8,13 +8,19 @@ two annotators claiming the last slot of an item race for the same ``(item, slot
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event)
-from sqlalchemy.engine import Engine
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+                        create_engine, event, func, inspect, text, true)
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.schema import CreateColumn, CreateIndex
+
+log = logging.getLogger("tamis.studio")
 
 ROLES = ("annotator", "reviewer")
 
@@ -28,12 +34,18 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
+    """An account. Usernames are unique regardless of case (``ANN`` and ``ann`` are one person)."""
+
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # False: cannot log in
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+Index("uq_users_username_lower", func.lower(User.username), unique=True)
 
 
 class Project(Base):
@@ -45,6 +57,7 @@ class Project(Base):
     overlap: Mapped[int] = mapped_column(Integer, default=1)
     edit_roles: Mapped[list[Any]] = mapped_column(JSON)  # which turns people edit, e.g. ["assistant"]
     source: Mapped[str] = mapped_column(Text, default="")
+    guidelines: Mapped[str] = mapped_column(Text, default="", server_default="")  # markdown, on every item page
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -67,6 +80,9 @@ class Item(Base):
     kind: Mapped[str] = mapped_column(String(20), default="chat")
     original: Mapped[list[Any]] = mapped_column(JSON)  # [{"role":..., "content":...}]: never changed
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # a model's candidate (Auto-Correct's answer, a generated dialogue): where editing starts, when set
+    suggestion: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    suggestion_source: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
 
 class Assignment(Base):
@@ -95,12 +111,18 @@ class Version(Base):
     messages: Mapped[list[Any]] = mapped_column(JSON)
     ratings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     submitted: Mapped[bool] = mapped_column(Boolean, default=False)
-    elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)  # time on the page since the last save
+    elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)  # server-measured time since the last save
+    chars: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # text size (per-user volume limit)
+    # against the item's model suggestion: accepted | edited | replaced (None: the item had no suggestion)
+    suggestion_outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Review(Base):
-    """A reviewer's acceptance of one version (or of the original); the highest number counts."""
+    """A reviewer's decision on an item; the highest number counts, and every one is kept.
+
+    ``action``: ``accept`` (``version_id``, or the original when None), ``merge`` (the reviewer's own
+    version in ``messages``), or ``reject`` (the item should not be used)."""
 
     __tablename__ = "reviews"
     __table_args__ = (UniqueConstraint("item_id", "number"),)
@@ -109,8 +131,21 @@ class Review(Base):
     number: Mapped[int] = mapped_column(Integer)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)  # None: original
+    action: Mapped[str] = mapped_column(String(20), default="accept", server_default="accept")
+    messages: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)  # the merged version
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Comment(Base):
+    """One message in an item's thread, readable by everyone working on the item."""
+
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class LoginSession(Base):
@@ -128,7 +163,7 @@ class LoginSession(Base):
 class LoginFailure(Base):
     __tablename__ = "login_failures"
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), index=True)  # hash of (username, client ip)
+    key: Mapped[str] = mapped_column(String(64), index=True)  # hash of (username, client ip), or of the ip alone
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
@@ -168,13 +203,66 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file (and its WAL/SHM companions) readable by its owner only: it holds password
+    hashes and the session-signing secret. SQLite gives -wal/-shm the main file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if p.exists():
+            os.chmod(p, 0o600)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Bring a database made by an older studio up to date: add the columns (all nullable or with a server
+    default) and indexes it lacks. Returns what was added ("table.column")."""
+    added: list[str] = []
+    inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+                    added.append(f"{table.name}.{column.name}")
+    for table in Base.metadata.sorted_tables:
+        if table.name not in tables:
+            continue
+        for index in table.indexes:  # expression indexes are not reflected on SQLite: IF NOT EXISTS instead
+            try:
+                with engine.begin() as conn:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+            except Exception as exc:  # noqa: BLE001 - e.g. old data with 'ANN' and 'ann': keep serving
+                log.warning("could not create index %s (%s); remove the duplicates it reports", index.name,
+                            type(exc).__name__)
+    return added
+
+
 class Database:
     """Two session factories over one engine: ``read`` for pages, ``write`` for anything that commits."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
+        path = sqlite_path(url)
+        if path is not None:
+            _private_file(path)
         self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
+        if path is not None:
+            _private_file(path)
         self.read = sessionmaker(self.engine, expire_on_commit=False)
         self.write = sessionmaker(self.engine.execution_options(tamis_write=True), expire_on_commit=False)
 

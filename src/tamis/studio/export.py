@@ -6,7 +6,12 @@ Outputs (one folder):
 - ``accepted.jsonl``: the accepted conversations as a tamis data set (provenance in ``meta.studio``);
 - ``decisions.jsonl``: correct/keep/reject/review decisions (``tamis.curate.decisions``) so the
   result plugs into ``apply_decisions`` like any curation step;
+- ``suggestions.json``: for items that started from a model's suggestion, how often people accepted,
+  edited or replaced it, and the edit effort (HTER against the suggestion);
 - ``effort.csv``, ``agreement.json``, ``report.html`` with PNG plots, ``manifest.json``.
+
+Everything goes into ``OUT/studio-<slug>/``: the slug is made from the project name, so a name can never
+steer the files outside the chosen output folder.
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ def _edit_row(project: Project, item: Item, assignment: Assignment, user: User,
     submitted = [v for v in versions if v.submitted]
     row: dict[str, Any] = {"annotator": user.username, "status": assignment.status, "saves": len(versions),
                            "time_spent_s": round(sum(v.elapsed_s for v in versions), 2)}
-    if assignment.flag_note:
+    if assignment.status == "flagged":
         row["flag_note"] = assignment.flag_note
     if submitted:
         v = submitted[-1]
@@ -86,12 +91,23 @@ def _edit_row(project: Project, item: Item, assignment: Assignment, user: User,
         row |= {"version": v.number, "version_id": v.id, "messages": v.messages, "ratings": v.ratings,
                 "hter": round(effort.hter, 6), "char_edit_distance": effort.char_distance,
                 "char_edit_ratio": round(effort.char_ratio, 6)}
+        if v.suggestion_outcome is not None:
+            start = work.starting_messages(item)
+            on_suggestion = edit_effort([start[i]["content"] for i in idx], [v.messages[i]["content"] for i in idx])
+            row |= {"suggestion_outcome": v.suggestion_outcome, "suggestion_hter": round(on_suggestion.hter, 6),
+                    "suggestion_char_edit_distance": on_suggestion.char_distance}
     return row
 
 
 def _accepted(db, item: Item, edits: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+    """The accepted conversation and how it was chosen. Only a reviewer accepts a flagged item."""
     review = work.latest_review(db, item.id)
     if review is not None:
+        if review.action == "reject":
+            return None, "rejected by reviewer"
+        if review.action == "merge":
+            return {"source": "reviewer merge", "by": "reviewer", "messages": review.messages,
+                    "note": review.note}, "reviewed"
         if review.version_id is None:
             return {"source": "original", "by": "reviewer", "messages": item.original}, "reviewed"
         chosen = next((e for e in edits if e.get("version_id") == review.version_id), None)
@@ -99,6 +115,8 @@ def _accepted(db, item: Item, edits: list[dict[str, Any]]) -> tuple[dict[str, An
             return {"source": chosen["annotator"], "by": "reviewer", "messages": chosen["messages"]}, "reviewed"
         v = db.get(Version, review.version_id)  # accepted, then re-submitted by its author: keep the accepted text
         return {"source": "reviewed-version", "by": "reviewer", "messages": v.messages}, "reviewed"
+    if any(e["status"] == "flagged" for e in edits):
+        return None, "flagged; waiting for a reviewer"
     done = [e for e in edits if "messages" in e]
     if not done:
         return None, "no submitted edit"
@@ -109,16 +127,21 @@ def _accepted(db, item: Item, edits: list[dict[str, Any]]) -> tuple[dict[str, An
     return None, "annotators disagree and no reviewer has decided"
 
 
-def export_project(database: Database, project_name: str, out_dir: str | Path) -> ExportResult:
-    """Write the export of one project to ``out_dir`` (overwrites the files it writes)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def export_folder(out_root: str | Path, project_name: str) -> Path:
+    """``OUT/studio-<slug>``: always a direct child of the chosen output folder."""
+    return Path(out_root) / f"studio-{work.slugify(project_name)}"
+
+
+def export_project(database: Database, project_name: str, out_root: str | Path) -> ExportResult:
+    """Write the export of one project to ``out_root/studio-<slug>/`` (overwrites the files it writes)."""
     manifest = Manifest("studio export", {"project": project_name, "db": _redact(database.url)})
     with database.read() as db:
         project = db.scalar(select(Project).where(Project.name == project_name))
         if project is None:
-            names = ", ".join(db.scalars(select(Project.name))) or "none"
-            raise DataError(f"no studio project named {project_name!r} (projects: {names})")
+            names = ", ".join(sorted(db.scalars(select(Project.name)))[:50]) or "none"
+            raise DataError(f"no studio project named {project_name[:100]!r} (projects: {names})")
+        out = export_folder(out_root, project.name)
+        out.mkdir(parents=True, exist_ok=True)
         items = list(db.scalars(select(Item).where(Item.project_id == project.id).order_by(Item.position)))
         users = {u.id: u for u in db.scalars(select(User))}
         by_item: dict[int, list[Assignment]] = defaultdict(list)
@@ -154,6 +177,8 @@ def export_project(database: Database, project_name: str, out_dir: str | Path) -
                     if c in ratings:
                         ratings[c].append((row["id"], e["annotator"], int(v)))
         agreement = {c: ordinal_alpha(r, criteria[c]) for c, r in ratings.items()}
+        suggestions = suggestion_summary(paired, {i.example_id: i.suggestion_source for i in items})
+    atomic_write_text(out / "suggestions.json", json.dumps(suggestions, indent=2))
     atomic_write_text(out / "paired.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in paired))
     if accepted_examples:
         write_dataset(accepted_examples, out / "accepted.jsonl")
@@ -168,7 +193,7 @@ def export_project(database: Database, project_name: str, out_dir: str | Path) -
     from tamis.studio.report import write_report
 
     with manifest.stage("report"):
-        write_report(out, project.name, paired, agreement, ratings, criteria, dict(counts))
+        write_report(out, project.name, paired, agreement, ratings, criteria, dict(counts), suggestions)
     manifest.count(items=len(items), **{k.replace(" ", "_"): v for k, v in counts.items()})
     manifest.output("paired", str(out / "paired.jsonl"))
     manifest.write(out / "manifest.json")
@@ -176,15 +201,45 @@ def export_project(database: Database, project_name: str, out_dir: str | Path) -
 
 
 EFFORT_FIELDS = ["id", "annotator", "status", "version", "saves", "time_spent_s", "hter", "char_edit_distance",
-                 "char_edit_ratio"]
+                 "char_edit_ratio", "suggestion_outcome", "suggestion_hter"]
+OUTCOMES = ("accepted", "edited", "replaced")
+
+
+def suggestion_summary(paired: list[dict[str, Any]], sources: dict[str, str]) -> dict[str, Any]:
+    """Acceptance rates and edit effort on model suggestions, overall and per source (auto-correct, generated)."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in paired:
+        for e in row["edits"]:
+            if e.get("suggestion_outcome"):
+                groups["all"].append(e)
+                groups[sources.get(row["id"]) or "model"].append(e)
+
+    def summarise(edits: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(edits)
+        hters = np.array([e["suggestion_hter"] for e in edits], dtype=float)
+        out: dict[str, Any] = {"n_edits": n}
+        for outcome in OUTCOMES:
+            k = sum(e["suggestion_outcome"] == outcome for e in edits)
+            out[outcome] = k
+            out[f"{outcome}_rate"] = round(k / n, 4) if n else None
+        out["hter_mean"] = round(float(hters.mean()), 4) if n else None
+        out["hter_median"] = round(float(np.median(hters)), 4) if n else None
+        out["time_spent_s_mean"] = round(float(np.mean([e["time_spent_s"] for e in edits])), 2) if n else None
+        return out
+
+    return {name: summarise(edits) for name, edits in sorted(groups.items())} or {"all": summarise([])}
 
 
 def _decision(item: Item, edits: list[dict[str, Any]], accepted: dict[str, Any] | None, state: str) -> Decision:
     scores = {"hter": [e["hter"] for e in edits if "hter" in e], "flags": sum(e["status"] == "flagged" for e in edits)}
     if accepted is None:
+        if state == "rejected by reviewer":
+            return Decision(item.example_id, "reject", state, scores, step="studio")
         flagged = edits and all(e["status"] == "flagged" for e in edits)
+        notes = "; ".join(e["flag_note"] for e in edits if e.get("flag_note"))
         return Decision(item.example_id, "reject" if flagged else "review",
-                        "flagged by every annotator" if flagged else state, scores, step="studio")
+                        ("flagged by every annotator" if flagged else state) + (f" ({notes})" if notes else ""),
+                        scores, step="studio")
     if accepted["messages"] == item.original:
         return Decision(item.example_id, "keep", f"post-editors left it unchanged ({accepted['by']})", scores,
                         step="studio")

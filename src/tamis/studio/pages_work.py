@@ -1,21 +1,24 @@
-"""Annotator and reviewer pages: claim the next item, edit turn by turn, rate, skip/flag; review disagreements."""
+"""Annotator pages: claim the next item, edit turn by turn, rate, skip/flag, the item list, comments."""
 
 from __future__ import annotations
 
 import difflib
 import re
-import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import select
+from starlette.datastructures import FormData
 
-from tamis.studio import work
-from tamis.studio.app import HTTPProblem, Who, check_csrf, project_for, render, roles_in, wants_json, who
+from tamis.studio import security, work
 from tamis.studio.db import Assignment, Item, Project, Version
+from tamis.studio.web import (HTTPProblem, Id, Who, blocking, check_csrf, form_text, numbered_fields, parse_uint,
+                              project_for, render, roles_in, safe_next, wants_json, who)
 
+router = APIRouter()
 _TOKEN = re.compile(r"\s+|[^\s]+")
+LONG_DIALOGUE = 8  # turns: beyond this, unchanged turns start collapsed so the ratings stay close
+ITEM_STATES = ("open", "draft", "submitted", "skipped", "flagged")
 
 
 def word_diff(a: str, b: str) -> list[tuple[str, str]]:
@@ -48,151 +51,153 @@ def _edit_page(request: Request, w: Who, project: Project, item: Item, assignmen
                status_code: int = 200, message: str | None = None, conflict: Version | None = None,
                typed: dict[int, str] | None = None, ratings: dict[str, Any] | None = None) -> Response:
     latest = work.latest_version(w.db, assignment.id)
-    current = latest.messages if latest else item.original
+    start = work.starting_messages(item)
+    current = latest.messages if latest else start
+    long_dialogue = len(item.original) > LONG_DIALOGUE
     turns = []
-    for i, (orig, cur) in enumerate(zip(item.original, current)):
+    for i, (orig, begin, cur) in enumerate(zip(item.original, start, current)):
         text = typed.get(i, cur["content"]) if typed else cur["content"]
-        turns.append({"index": i, "role": orig["role"], "original": orig["content"], "text": text,
-                      "editable": orig["role"] in project.edit_roles, "diff": word_diff(orig["content"], text)})
+        editable = orig["role"] in project.edit_roles
+        turns.append({"index": i, "role": orig["role"], "original": orig["content"], "start": begin["content"],
+                      "text": text, "editable": editable, "changed": text != begin["content"],
+                      "suggested": item.suggestion is not None and begin["content"] != orig["content"],
+                      "collapsed": long_dialogue and text == begin["content"] and not (typed and i in typed),
+                      "diff": word_diff(begin["content"], text)})
+    prev_id, next_id = work.neighbours(w.db, project, w.user, assignment)
     return render(request, "edit.html", w, status_code=status_code, project=project, item=item,
                   assignment=assignment, base=latest.number if latest else 0, turns=turns,
                   ratings=ratings if ratings is not None else (latest.ratings if latest else {}),
                   progress=work.progress(w.db, project, w.user), message=message, conflict=conflict,
-                  opened_at=f"{time.time():.3f}", saved=request.query_params.get("saved"))
+                  opened=security.opened_token(request.app.state.secret, assignment.id),
+                  saved=request.query_params.get("saved"), prev_id=prev_id, next_id=next_id,
+                  suggestion=work.has_suggestion(item), long_dialogue=long_dialogue,
+                  thread=work.comments(w.db, item), back=f"/p/{project.id}/a/{assignment.id}")
 
 
-def register(app: FastAPI) -> None:
-    @app.get("/p/{project_id}", response_class=HTMLResponse)
-    def project_home(request: Request, project_id: int) -> Response:
-        with who(request) as w:
-            project = project_for(w, project_id, "annotator", "reviewer", "admin")
-            return render(request, "project.html", w, project=project, roles=roles_in(w, project_id),
-                          progress=work.progress(w.db, project, w.user), done=request.query_params.get("done"))
+def _after_close(w: Who, project: Project) -> Response:
+    nxt = work.next_assignment(w.db, project, w.user)
+    return RedirectResponse(f"/p/{project.id}/a/{nxt.id}" if nxt else f"/p/{project.id}?done=1", status_code=303)
 
-    @app.post("/p/{project_id}/next")
-    async def claim_next(request: Request, project_id: int) -> Response:
-        form = await request.form()
+
+@router.get("/p/{project_id}", response_class=HTMLResponse)
+def project_home(request: Request, project_id: Id) -> Response:
+    with who(request) as w:
+        project = project_for(w, project_id, "annotator", "reviewer", "admin")
+        return render(request, "project.html", w, project=project, roles=roles_in(w, project_id),
+                      progress=work.progress(w.db, project, w.user), done=request.query_params.get("done"))
+
+
+@router.post("/p/{project_id}/next")
+async def claim_next(request: Request, project_id: Id) -> Response:
+    form = await request.form()
+
+    def claim() -> Response:
         with who(request, write=True) as w:
             check_csrf(w, form.get("csrf"))
-            project = project_for(w, project_id, "annotator")
-            assignment = work.next_assignment(w.db, project, w.user)
-            if assignment is None:
-                return RedirectResponse(f"/p/{project_id}?done=1", status_code=303)
-            return RedirectResponse(f"/p/{project_id}/a/{assignment.id}", status_code=303)
+            return _after_close(w, project_for(w, project_id, "annotator"))
 
-    @app.get("/p/{project_id}/a/{assignment_id}", response_class=HTMLResponse)
-    def edit_page(request: Request, project_id: int, assignment_id: int) -> Response:
-        with who(request) as w:
-            project, item, assignment = _own_assignment(w, project_id, assignment_id)
-            return _edit_page(request, w, project, item, assignment)
+    return await blocking(claim)
 
-    @app.post("/p/{project_id}/a/{assignment_id}/save")
-    async def save(request: Request, project_id: int, assignment_id: int) -> Response:
-        form = await request.form()
-        with who(request, write=True) as w:
-            check_csrf(w, form.get("csrf"))
-            project, item, assignment = _own_assignment(w, project_id, assignment_id)
-            typed = {int(k[5:]): str(v) for k, v in form.items() if k.startswith("turn_") and k[5:].isdigit()}
-            ratings = {k[7:]: str(v) for k, v in form.items() if k.startswith("rating_")}
-            try:
-                base = int(str(form.get("base", "")))
-                opened = float(str(form.get("opened_at") or time.time()))
-            except ValueError:
-                raise HTTPProblem(400, "The form is missing the version it was based on; reload the page.") from None
-            edit = work.Edit(base=base, turns=typed, ratings=ratings, submit=form.get("action") == "submit",
-                             elapsed_s=time.time() - opened)
-            try:
-                version = work.save_version(w.db, project, item, assignment, edit)
-            except work.Conflict as exc:
-                if wants_json(request):
-                    latest = exc.latest
-                    return JSONResponse({"error": str(exc), "latest": latest.number if latest else 0,
-                                         "messages": latest.messages if latest else None}, status_code=409)
-                return _edit_page(request, w, project, item, assignment, status_code=409, message=str(exc),
-                                  conflict=exc.latest, typed=typed, ratings=ratings)
-            except work.Invalid as exc:
-                if wants_json(request):
-                    return JSONResponse({"error": str(exc)}, status_code=400)
-                return _edit_page(request, w, project, item, assignment, status_code=400, message=str(exc),
-                                  typed=typed, ratings=ratings)
+
+@router.get("/p/{project_id}/items", response_class=HTMLResponse)
+def item_list(request: Request, project_id: Id, state: str = "", q: str = "") -> Response:
+    with who(request) as w:
+        project = project_for(w, project_id, "annotator")
+        if state and state not in ITEM_STATES:
+            raise HTTPProblem(400, f"state must be one of {', '.join(ITEM_STATES)}")
+        rows = work.my_items(w.db, project, w.user, state=state, query=q[:200])
+        return render(request, "items.html", w, project=project, rows=rows, state=state, q=q[:200],
+                      states=ITEM_STATES, progress=work.progress(w.db, project, w.user))
+
+
+@router.get("/p/{project_id}/a/{assignment_id}", response_class=HTMLResponse)
+def edit_page(request: Request, project_id: Id, assignment_id: Id) -> Response:
+    with who(request) as w:
+        project, item, assignment = _own_assignment(w, project_id, assignment_id)
+        return _edit_page(request, w, project, item, assignment)
+
+
+def _save(request: Request, form: FormData, project_id: int, assignment_id: int) -> Response:
+    with who(request, write=True) as w:
+        check_csrf(w, form.get("csrf"))
+        project, item, assignment = _own_assignment(w, project_id, assignment_id)
+        typed = numbered_fields(form, "turn_", max_chars=work.SAVE_MAX_CHARS)
+        ratings = {k[7:]: form_text(form, k, max_chars=10) for k in form.keys() if k.startswith("rating_")}
+        base = parse_uint(form.get("base"), "base (the version you edited)")
+        opened = security.opened_at(request.app.state.secret, assignment.id, str(form.get("opened", ""))[:100])
+        edit = work.Edit(base=base, turns=typed, ratings=ratings, submit=form.get("action") == "submit",
+                         opened_at=opened)
+        try:
+            version = work.save_version(w.db, project, item, assignment, edit, user=w.user)
+        except work.Conflict as exc:
             if wants_json(request):
-                return JSONResponse({"version": version.number, "submitted": version.submitted})
-            if not edit.submit:
-                return RedirectResponse(f"/p/{project_id}/a/{assignment_id}?saved={version.number}", status_code=303)
-            nxt = work.next_assignment(w.db, project, w.user)
-            return RedirectResponse(f"/p/{project_id}/a/{nxt.id}" if nxt else f"/p/{project_id}?done=1",
-                                    status_code=303)
+                latest = exc.latest
+                return JSONResponse({"error": str(exc), "latest": latest.number if latest else 0,
+                                     "messages": latest.messages if latest else None}, status_code=409)
+            return _edit_page(request, w, project, item, assignment, status_code=409, message=str(exc),
+                              conflict=exc.latest, typed=typed, ratings=ratings)
+        except (work.Invalid, work.TooMuch) as exc:
+            status = exc.status if isinstance(exc, work.TooMuch) else 400
+            if wants_json(request):
+                return JSONResponse({"error": str(exc)}, status_code=status)
+            return _edit_page(request, w, project, item, assignment, status_code=status, message=str(exc),
+                              typed=typed, ratings=ratings)
+        if wants_json(request):
+            return JSONResponse({"version": version.number, "submitted": version.submitted})
+        if not edit.submit:
+            return RedirectResponse(f"/p/{project_id}/a/{assignment_id}?saved={version.number}", status_code=303)
+        return _after_close(w, project)
 
-    @app.post("/p/{project_id}/a/{assignment_id}/{action}")
-    async def skip_or_flag(request: Request, project_id: int, assignment_id: int, action: str) -> Response:
-        if action not in ("skip", "flag"):
-            raise HTTPProblem(404, "No such action.")
-        form = await request.form()
+
+@router.post("/p/{project_id}/a/{assignment_id}/save")
+async def save(request: Request, project_id: Id, assignment_id: Id) -> Response:
+    form = await request.form()
+    return await blocking(_save, request, form, project_id, assignment_id)
+
+
+@router.post("/p/{project_id}/a/{assignment_id}/{action}")
+async def close_or_reopen(request: Request, project_id: Id, assignment_id: Id, action: str) -> Response:
+    if action not in ("skip", "flag", "reopen"):
+        raise HTTPProblem(404, "No such action.")
+    form = await request.form()
+
+    def act() -> Response:
         with who(request, write=True) as w:
             check_csrf(w, form.get("csrf"))
-            project, item, assignment = _own_assignment(w, project_id, assignment_id)
+            project, _, assignment = _own_assignment(w, project_id, assignment_id)
+            if action == "reopen":
+                if not work.reopen(w.db, assignment, work.effective_overlap(w.db, project)):
+                    raise HTTPProblem(409, "Other annotators have filled this item's places since you skipped it.")
+                return RedirectResponse(f"/p/{project_id}/a/{assignment_id}", status_code=303)
             try:
                 work.close_assignment(w.db, assignment, "skipped" if action == "skip" else "flagged",
-                                      str(form.get("note", "")))
+                                      form_text(form, "note", max_chars=2000))
             except work.Invalid as exc:
                 raise HTTPProblem(409, str(exc)) from None
-            nxt = work.next_assignment(w.db, project, w.user)
-            return RedirectResponse(f"/p/{project_id}/a/{nxt.id}" if nxt else f"/p/{project_id}?done=1",
-                                    status_code=303)
+            return _after_close(w, project)
 
-    @app.get("/p/{project_id}/review", response_class=HTMLResponse)
-    def review_list(request: Request, project_id: int, all: int = 0) -> Response:
-        with who(request) as w:
-            project = project_for(w, project_id, "reviewer")
-            rows = []
-            for item in w.db.scalars(select(Item).where(Item.project_id == project.id).order_by(Item.position)):
-                edits = work.submitted_edits(w.db, item)
-                reasons = work.disagreement(project, edits)
-                if edits and (reasons or all):
-                    review = work.latest_review(w.db, item.id)
-                    rows.append({"item": item, "n": len(edits), "reasons": reasons, "reviewed": review is not None})
-            return render(request, "review_list.html", w, project=project, rows=rows, show_all=bool(all))
+    return await blocking(act)
 
-    def _review_page(request: Request, w: Who, project: Project, item: Item, status_code: int = 200,
-                     message: str | None = None) -> Response:
-        edits = work.submitted_edits(w.db, item)
-        review = work.latest_review(w.db, item.id)
-        shown = [{"assignment": a, "user": u, "version": v,
-                  "diffs": [word_diff(o["content"], m["content"]) for o, m in zip(item.original, v.messages)]}
-                 for a, u, v in edits]
-        return render(request, "review_item.html", w, status_code=status_code, project=project, item=item,
-                      edits=shown, review=review, base=review.number if review else 0,
-                      reasons=work.disagreement(project, edits), message=message)
 
-    def _review_item(w: Who, project_id: int, item_id: int) -> tuple[Project, Item]:
-        project = project_for(w, project_id, "reviewer")
-        item = w.db.get(Item, item_id)
-        if item is None or item.project_id != project.id:
-            raise HTTPProblem(403, "This item is not in this project.")
-        return project, item
+@router.post("/p/{project_id}/i/{item_id}/comments")
+async def comment(request: Request, project_id: Id, item_id: Id) -> Response:
+    """Add to an item's thread; back to the page it was written on."""
+    form = await request.form()
 
-    @app.get("/p/{project_id}/review/{item_id}", response_class=HTMLResponse)
-    def review_item(request: Request, project_id: int, item_id: int) -> Response:
-        with who(request) as w:
-            project, item = _review_item(w, project_id, item_id)
-            return _review_page(request, w, project, item)
-
-    @app.post("/p/{project_id}/review/{item_id}")
-    async def review_accept(request: Request, project_id: int, item_id: int) -> Response:
-        form = await request.form()
+    def add() -> Response:
         with who(request, write=True) as w:
             check_csrf(w, form.get("csrf"))
-            project, item = _review_item(w, project_id, item_id)
-            choice = str(form.get("choice", ""))
+            project = project_for(w, project_id, "annotator", "reviewer")
+            item = w.db.get(Item, item_id)
+            if item is None or item.project_id != project.id or not work.can_discuss(w.db, project, item, w.user):
+                raise HTTPProblem(403, "You are not working on this item.")
             try:
-                base = int(str(form.get("base", "")))
-                version_id = None if choice == "original" else int(choice)
-            except ValueError:
-                return _review_page(request, w, project, item, 400, "Choose a version to accept.")
-            try:
-                work.accept(w.db, item, w.user, base, version_id, str(form.get("note", "")))
-            except work.Conflict as exc:
-                return _review_page(request, w, project, item, 409, str(exc))
+                work.add_comment(w.db, item, w.user, form_text(form, "body", max_chars=work.COMMENT_MAX_CHARS * 2))
+            except work.TooMuch as exc:
+                raise HTTPProblem(exc.status, str(exc)) from None
             except work.Invalid as exc:
-                return _review_page(request, w, project, item, 400, str(exc))
-            return RedirectResponse(f"/p/{project_id}/review", status_code=303)
+                raise HTTPProblem(400, str(exc)) from None
+            back = safe_next(str(form.get("back", "")) or f"/p/{project_id}")
+            return RedirectResponse(back + "#thread", status_code=303)
+
+    return await blocking(add)

@@ -25,6 +25,10 @@ img{max-width:100%}</style></head><body>
 <table><tr><th>criterion</th><th>alpha</th><th>ratings</th><th>items rated twice+</th><th>note</th></tr>
 {% for c, a in agreement.items() %}<tr><td>{{ c }}</td><td>{{ a.alpha if a.alpha is not none else "n/a" }}</td>
 <td>{{ a.n_ratings }}</td><td>{{ a.n_items_pairable }}</td><td>{{ a.note or "" }}</td></tr>{% endfor %}</table>
+{% if suggestions and suggestions.get("all", {}).get("n_edits") %}<h2>Model suggestions</h2>
+<table><tr><th>source</th><th>edits</th><th>accepted</th><th>edited</th><th>replaced</th><th>HTER vs suggestion (mean / median)</th></tr>
+{% for src, x in suggestions.items() %}<tr><td>{{ src }}</td><td>{{ x.n_edits }}</td><td>{{ x.accepted_rate }}</td><td>{{ x.edited_rate }}</td>
+<td>{{ x.replaced_rate }}</td><td>{{ x.hter_mean }} / {{ x.hter_median }}</td></tr>{% endfor %}</table>{% endif %}
 <h2>Mean rating per criterion</h2><table>{% for c, m in means.items() %}<tr><td>{{ c }}</td><td>{{ m }}</td></tr>{% endfor %}</table>
 </body></html>"""
 
@@ -39,7 +43,7 @@ def _stats(values: list[float]) -> dict[str, Any]:
 
 def write_report(out: Path, name: str, paired: list[dict[str, Any]], agreement: dict[str, Any],
                  ratings: dict[str, list[tuple[str, str, int]]], criteria: dict[str, tuple[int, int]],
-                 counts: dict[str, int]) -> Path:
+                 counts: dict[str, int], suggestions: dict[str, Any] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +78,7 @@ def write_report(out: Path, name: str, paired: list[dict[str, Any]], agreement: 
         images.append("ratings.png")
     means = {c: (round(float(np.mean([v for _, _, v in r])), 3) if r else "n/a") for c, r in ratings.items()}
     html = Environment(autoescape=True).from_string(_PAGE).render(
-        name=name, counts=counts, agreement=agreement, images=images, means=means,
+        name=name, counts=counts, agreement=agreement, images=images, means=means, suggestions=suggestions,
         effort={"HTER": _stats(hters), "char edit distance": _stats(chars), "time spent (s)": _stats(times)})
     path = out / "report.html"
     atomic_write_text(path, html)

@@ -32,14 +32,16 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () {
-    var form = document.getElementById("edit-form");
-    if (!form) return;
     var dirty = false;
-    form.querySelectorAll("textarea[data-original]").forEach(function (ta) {
+    document.querySelectorAll("textarea[data-original]").forEach(function (ta) {
       var orig = document.getElementById(ta.dataset.original).textContent;
       var box = document.getElementById(ta.dataset.diff);
       ta.addEventListener("input", function () { dirty = true; render(box, diff(orig, ta.value)); });
     });
+    document.querySelectorAll("form").forEach(function (f) { f.addEventListener("submit", function () { dirty = false; }); });
+    window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
+    var form = document.getElementById("edit-form");
+    if (!form) return;
     var criteria = Array.prototype.slice.call(form.querySelectorAll(".criterion"));
     var current = 0;
     function focusCriterion(k) {
@@ -50,7 +52,8 @@
     criteria.forEach(function (c, idx) { c.addEventListener("click", function () { focusCriterion(idx); }); });
     function click(id) { var el = document.getElementById(id); if (el) el.click(); }
     document.addEventListener("keydown", function (e) {
-      var typing = e.target && (e.target.tagName === "TEXTAREA" || e.target.tagName === "INPUT" && e.target.type !== "radio");
+      var typing = e.target && (e.target.tagName === "TEXTAREA" || e.target.tagName === "SELECT" ||
+                                e.target.tagName === "INPUT" && e.target.type !== "radio");
       if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); dirty = false; click("submit"); }
       else if ((e.ctrlKey || e.metaKey) && (e.key === "s" || e.key === "S")) { e.preventDefault(); dirty = false; click("save"); }
       else if (e.altKey && (e.key === "k" || e.key === "K")) { e.preventDefault(); dirty = false; click("skip"); }
@@ -60,7 +63,5 @@
         if (radio) { radio.checked = true; if (current + 1 < criteria.length) focusCriterion(current + 1); }
       }
     });
-    form.addEventListener("submit", function () { dirty = false; });
-    window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
   });
 })();
