@@ -40,7 +40,7 @@ def test_admin_creates_account_and_project_and_adds_member(browser, studio, tmp_
     context, page, dialogs = _login(browser, server.url, "admin")
     page.click("text=admin")
     page.fill("#new-username", "dora")
-    page.fill("#new-password", "dora-pass-123")
+    page.fill("#new-password", "tulip-pass-123")
     page.click("#create-user")
     assert page.locator("text=user dora created").is_visible()
     page.fill("#project-name", "greetings")
@@ -56,7 +56,7 @@ def test_admin_creates_account_and_project_and_adds_member(browser, studio, tmp_
     assert page.locator("td", has_text="dora").count() == 1
     context.close()
     # dora can log in and sees the escaped instruction as text
-    context, page, dialogs = _login(browser, server.url, "dora", "dora-pass-123")
+    context, page, dialogs = _login(browser, server.url, "dora", "tulip-pass-123")
     page.click("text=greetings")
     page.click("#start")
     assert '<script>alert("xss")</script>' in page.text_content(".turn.user")
