@@ -83,7 +83,7 @@ def filter_command(
     data: Path = typer.Argument(..., help="The data set that was scored."),
     scores: list[Path] = typer.Option(..., "--scores", "-s", help="A scoring run's folder or a score file (with an "
                                       "id column); repeat to combine the signals of several runs."),
-    output: Path = opt(FilterJob, "out", "--out", "-o"),
+    output: Optional[Path] = opt(FilterJob, "out", "--out", "-o"),
     signal: Optional[str] = typer.Option(None, help="Single-signal filter on this signal (its direction comes "
                                          "from the registry) [default: confidence, kept at or above its median]."),
     threshold: Optional[float] = opt(FilterRule, "threshold"),
@@ -94,6 +94,7 @@ def filter_command(
     format: Optional[str] = FormatOpt,
     output_format: Optional[str] = OutputFormatOpt,
     overwrite: bool = OverwriteOpt,
+    workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Keep the examples a policy accepts: one signal's median (CLEAR's Auto-Filter) or --keep/--drop rules
     over the signals of several runs. Every decision's reason names each signal and threshold."""
@@ -102,9 +103,9 @@ def filter_command(
     single = signal is not None or any(x is not None for x in (threshold, quantile, keep_fraction))
     rule = FilterRule(signal=signal or "confidence", threshold=threshold, quantile=quantile,
                       keep_fraction=keep_fraction) if single else None
-    job = FilterJob(data=str(data), scores=[str(s) for s in scores], out=str(output), rule=rule, keep=keep, drop=drop,
-                    format=format, output_format=output_format)
-    result = run_filter(job, overwrite=overwrite)
+    job = FilterJob(data=str(data), scores=[str(s) for s in scores], out=str(output) if output else None, rule=rule,
+                    keep=keep, drop=drop, format=format, output_format=output_format)
+    result = run_filter(job, workspace_from(workspace), overwrite=overwrite)
     for rule_text, value in result.thresholds.items():
         out.print(f"rule [bold]{rule_text}[/]: threshold {value:.4g}")
     print_counts(result.counts, "reused: this run was complete" if result.reused else "")
@@ -117,7 +118,7 @@ def filter_command(
 def correct_command(
     data: Path = typer.Argument(..., help="The data set that was filtered."),
     decisions: Path = typer.Option(..., "--decisions", "-d", help="decisions.jsonl of 'tamis filter' (or its folder)."),
-    output: Path = opt(CorrectJob, "out", "--out", "-o"),
+    output: Optional[Path] = opt(CorrectJob, "out", "--out", "-o"),
     model: str = opt(CorrectJob, "model", "--model", "-m"),
     judge: Optional[str] = opt(CorrectJob, "judge"),
     eta: float = opt(CorrectConfig, "eta"),
@@ -135,7 +136,7 @@ def correct_command(
     from tamis.pipeline.clear import run_correct
 
     cfg = CorrectConfig(eta=eta, review_above=review_above, k=k, beta=beta, max_tokens=max_tokens, seed=seed)
-    job = CorrectJob(data=str(data), decisions=str(decisions), out=str(output), model=model, judge=judge,
+    job = CorrectJob(data=str(data), decisions=str(decisions), out=str(output) if output else None, model=model, judge=judge,
                      format=format, output_format=output_format, correct=cfg)
     result = run_correct(job, workspace_from(workspace), overwrite=overwrite)
     print_counts(result.counts, "reused: this run was complete" if result.reused else "")
@@ -151,7 +152,7 @@ def evaluate_detector(
     scores: list[Path] = typer.Option(..., "--scores", "-s", help="Scoring run folders or score files (repeat)."),
     bad: list[str] = opt(DetectorJob, "bad", "--bad"),
     good: list[str] = opt(DetectorJob, "good", "--good"),
-    output: Path = opt(DetectorJob, "out", "--out", "-o"),
+    output: Optional[Path] = opt(DetectorJob, "out", "--out", "-o"),
     resamples: int = opt(DetectorJob, "resamples"),
     format: Optional[str] = FormatOpt,
     overwrite: bool = OverwriteOpt,
@@ -160,10 +161,9 @@ def evaluate_detector(
     """AUROC, AUPRC and the median filter's precision/recall of every score, with bootstrap 95% CIs."""
     from tamis.pipeline.clear import run_evaluate_detector
 
-    workspace_from(workspace)  # accepted like every command's; detection itself calls no model
-    job = DetectorJob(data=str(data), scores=[str(s) for s in scores], flag=flag, bad=bad, good=good, out=str(output),
-                      format=format, resamples=resamples)
-    result = run_evaluate_detector(job, overwrite=overwrite)
+    job = DetectorJob(data=str(data), scores=[str(s) for s in scores], flag=flag, bad=bad, good=good,
+                      out=str(output) if output else None, format=format, resamples=resamples)
+    result = run_evaluate_detector(job, workspace_from(workspace), overwrite=overwrite)
     table = Table(title=f"Detecting bad rows ({result.counts.get('bad')} bad of {result.counts.get('evaluated')})")
     for col in ("signal", "AUROC [95% CI]", "AUPRC [95% CI]", "precision", "recall"):
         table.add_column(col)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tamis.evaluate.bootstrap import bootstrap
 
@@ -35,6 +34,7 @@ def detection_metrics(scores: list[float] | np.ndarray, bad: list[bool] | np.nda
     if not _two_classes(y):
         out["error"] = "needs both bad and good examples with scores"
         return out
+    from sklearn.metrics import average_precision_score, roc_auc_score  # here: the CLI starts without sklearn
 
     def auroc(idx: np.ndarray) -> float:
         return float(roc_auc_score(y[idx], risk[idx])) if _two_classes(y[idx]) else float("nan")

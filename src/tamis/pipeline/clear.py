@@ -183,7 +183,8 @@ def materialise(read: ReadResult, decisions: list[Decision], out: Path, manifest
 class FilterJob:
     data: str = setting("", "The data set that was scored.")
     scores: list[str] = setting([], "Scoring run folders or score files (several: their signals combine).")
-    out: str = setting("", "Output folder (decisions, kept data, dropped rows, manifest).")
+    out: str | None = setting(None, "Output folder (decisions, kept data, dropped rows, manifest) [default: "
+                                    "workspace/runs/filter-NAME].")
     rule: FilterRule | None = None  # the single-signal form (default: confidence >= its median)
     keep: list[str] = setting([], "Keep rules, all must pass: 'confidence>=median', 'best 50% judge'.")
     drop: list[str] = setting([], "Drop rules, any drops: 'worst 5% nn_similarity', 'ifd>1'.")
@@ -208,8 +209,15 @@ class CurationResult:
     reused: bool = False
 
 
-def run_filter(job: FilterJob, *, overwrite: bool = False) -> CurationResult:
-    out = Path(job.out)
+def _out(job_out: str | None, workspace: Workspace | None, name: str, data: str) -> Path:
+    """The run folder: ``-o`` when given, else ``WORKSPACE/runs/NAME-DATASTEM``."""
+    if job_out:
+        return Path(job_out)
+    return (workspace or Workspace()).run_dir(f"{name}-{Path(data).stem}")
+
+
+def run_filter(job: FilterJob, workspace: Workspace | None = None, *, overwrite: bool = False) -> CurationResult:
+    out = _out(job.out, workspace, "filter", job.data)
     settings = {k: v for k, v in asdict(job).items() if k != "out"}
     with Run("filter", settings, out, inputs=[job.data, *job.scores], overwrite=overwrite) as run:
         if run.complete:
@@ -234,7 +242,7 @@ def run_filter(job: FilterJob, *, overwrite: bool = False) -> CurationResult:
 class CorrectJob:
     data: str = setting("", "The data set that was filtered.")
     decisions: str = setting("", "decisions.jsonl of 'tamis filter' (or its run folder).")
-    out: str = setting("", "Output folder.")
+    out: str | None = setting(None, "Output folder [default: workspace/runs/correct-NAME].")
     model: str = setting(DEFAULT_LLM, "Model that answers (e.g. the fine-tuned one).")
     judge: str | None = setting(None, "Judge model spec [default: the answer model].")
     format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
@@ -243,7 +251,7 @@ class CorrectJob:
 
 
 def run_correct(job: CorrectJob, workspace: Workspace, *, overwrite: bool = False) -> CurationResult:
-    out = Path(job.out)
+    out = _out(job.out, workspace, "correct", job.data)
     settings = {k: v for k, v in asdict(job).items() if k != "out"}
     with Run("correct", settings, out, inputs=[job.data, job.decisions], overwrite=overwrite) as run:
         if run.complete:
@@ -296,7 +304,7 @@ class DetectorJob:
     flag: str = setting("", "Meta field (dotted path) marking bad rows, e.g. status or corruption.")
     bad: list[str] = setting([], "Value(s) of the field that mean bad [default: any truthy value].")
     good: list[str] = setting([], "Value(s) that mean good; other rows are left out.")
-    out: str = setting("", "Output folder.")
+    out: str | None = setting(None, "Output folder [default: workspace/runs/detector-NAME].")
     format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
     resamples: int = setting(1000, "Bootstrap resamples for the 95% CIs.", range=(10, None))
 
@@ -308,8 +316,9 @@ class DetectorResult:
     counts: dict[str, Any]
 
 
-def run_evaluate_detector(job: DetectorJob, *, overwrite: bool = False) -> DetectorResult:
-    out = Path(job.out)
+def run_evaluate_detector(job: DetectorJob, workspace: Workspace | None = None, *,
+                          overwrite: bool = False) -> DetectorResult:
+    out = _out(job.out, workspace, "detector", job.data)
     settings = {k: v for k, v in asdict(job).items() if k != "out"}
     with Run("evaluate-detector", settings, out, inputs=[job.data, *job.scores], overwrite=overwrite) as run:
         if run.complete:
