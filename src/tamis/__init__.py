@@ -103,9 +103,9 @@ _EXPORTS = {
     "SelectJob": "tamis.pipeline.select",
     "run_select": "tamis.pipeline.select",
     # fine-tuning, evaluation, studies
-    "SFTSettings": "tamis.train.sft",
+    "SFTSettings": "tamis.train.settings",
     "train_sft": "tamis.train.sft",
-    "EvalSettings": "tamis.evaluate.run",
+    "EvalSettings": "tamis.evaluate.settings",
     "run_eval": "tamis.evaluate.run",
     "load_recipe": "tamis.pipeline.recipe",
     "run_experiment": "tamis.pipeline.experiment",

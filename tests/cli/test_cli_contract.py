@@ -108,3 +108,36 @@ def test_help_shows_defaults_and_brackets():
     res = invoke("filter", "--help")
     assert res.exit_code == 0
     assert "[default: the input's]" in flat(res.output) and "(range 0 to 1)" in flat(res.output)
+
+
+def test_signals_command_lists_the_registry():
+    res = invoke("signals")
+    assert res.exit_code == 0
+    row = next(line for line in res.output.splitlines() if "│ ifd " in line)
+    assert "lower" in row
+    res = invoke("signals", "confidance")
+    assert res.exit_code == 2 and "did you mean confidence?" in res.output
+
+
+def test_every_command_takes_config_and_scoring_outputs_are_run_folders():
+    import typer.main
+
+    group = typer.main.get_command(app)
+
+    def commands(cmd, path: tuple[str, ...] = ()):
+        if getattr(cmd, "commands", None):
+            for name, sub in cmd.commands.items():
+                yield from commands(sub, path + (name,))
+        else:
+            yield path, cmd
+
+    seen = 0
+    for path, cmd in commands(group):
+        seen += 1
+        names = {p.name for p in cmd.params}
+        assert "config" in names, path
+        outs = [p for p in cmd.params if "--out" in getattr(p, "opts", [])]
+        if path[0] in ("score", "filter", "select", "correct", "evaluate-detector", "profile", "generate"):
+            assert outs and "folder" in (outs[0].help or "").lower(), path
+            assert "workspace" in names, path
+    assert seen > 25

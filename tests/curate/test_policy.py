@@ -83,3 +83,24 @@ def test_filter_rule_forms_keep_the_documented_share():
     assert count(FilterRule(keep_fraction=1.0)) == 10
     assert count(FilterRule(threshold=0.75)) == 2
     assert count(FilterRule(quantile=0.2)) == 8
+
+
+def test_recipe_filter_step_applies_a_policy_over_scored_runs(tmp_path):
+    from tamis.curate.steps import StepContext, get_step
+    from tamis.errors import ConfigError
+    from tamis.records import chat_example
+    from tamis.store import Workspace
+
+    examples = [chat_example([{"role": "user", "content": f"q{n}"}, {"role": "assistant", "content": f"a{n}"}],
+                             id=i) for n, i in enumerate(IDS)]
+    SignalTable.from_rows([{"id": i, "confidence": n / 10} for n, i in enumerate(IDS)]).write(tmp_path / "score")
+    ctx = StepContext(workspace=Workspace(tmp_path / "ws"), out_dir=tmp_path / "step")
+    step = get_step("filter")
+    decisions = step(examples, {"scores": str(tmp_path / "score"), "keep": "best 20% confidence"}, ctx)
+    assert kept(decisions) == ["e8", "e9"] and all(d.step == "filter" for d in decisions)
+    decisions = step(examples, {"scores": [str(tmp_path / "score")]}, ctx)  # CLEAR's median rule by default
+    assert kept(decisions) == ["e5", "e6", "e7", "e8", "e9"]
+    with pytest.raises(ConfigError, match="needs scores"):
+        step(examples, {"keep": "confidence>0"}, ctx)
+    with pytest.raises(ConfigError, match="did you mean keep"):
+        step(examples, {"scores": str(tmp_path / "score"), "kep": "confidence>0"}, ctx)

@@ -54,6 +54,7 @@ def _topics(topics: list[str], topics_file: Optional[Path]) -> list[str]:
 
 
 @generate_app.command("tasks")
+@friendly_errors
 def tasks() -> None:
     """List the bundled task configurations."""
     from tamis.generate import bundled_tasks, load_task

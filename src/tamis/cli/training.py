@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, WorkspaceOpt, app, experiment_app, friendly_errors, out, workspace_from
+from tamis.cli.app import FormatOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out, workspace_from
+from tamis.evaluate.settings import EvalSettings
+from tamis.train.settings import SFTSettings
 
 train_app = typer.Typer(help="Fine-tune models on a data set (LoRA SFT, encoder classifiers).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -18,25 +20,25 @@ app.add_typer(train_app, name="train")
 @friendly_errors
 def train_sft_command(
     data: Path = typer.Argument(..., help="Chat/instruction data (any format tamis reads)."),
-    model: str = typer.Option("transformers:smollm2", "--model", "-m", help="Base model spec (transformers)."),
+    model: str = opt(SFTSettings, "model", "--model", "-m"),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/sft-NAME]."),
     format: Optional[str] = FormatOpt,
     full: bool = typer.Option(False, "--full", help="Full fine-tuning instead of LoRA."),
-    lora_r: int = typer.Option(8, help="LoRA rank."),
-    epochs: float = typer.Option(1.0, help="Training epochs."),
-    max_steps: int = typer.Option(-1, help="Stop after this many optimiser steps (-1: by epochs)."),
-    batch_size: int = typer.Option(8, help="Per-device batch size."),
-    learning_rate: Optional[float] = typer.Option(None, help="Default 2e-4 (LoRA) or 2e-5 (full)."),
-    max_length: int = typer.Option(512, help="Truncate training sequences to this many tokens."),
-    eval_fraction: float = typer.Option(0.1, help="Share of examples held out for the eval loss."),
-    early_stopping: Optional[int] = typer.Option(None, help="Stop after this many evals without improvement."),
-    seed: int = typer.Option(0, help="Seed for shuffling, splits and initialisation."),
+    lora_r: int = opt(SFTSettings, "lora_r"),
+    epochs: float = opt(SFTSettings, "epochs"),
+    max_steps: int = opt(SFTSettings, "max_steps"),
+    batch_size: int = opt(SFTSettings, "batch_size"),
+    learning_rate: Optional[float] = opt(SFTSettings, "learning_rate"),
+    max_length: int = opt(SFTSettings, "max_length"),
+    eval_fraction: float = opt(SFTSettings, "eval_fraction"),
+    early_stopping: Optional[int] = opt(SFTSettings, "early_stopping_patience", "--early-stopping"),
+    seed: int = opt(SFTSettings, "seed"),
     limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Supervised fine-tuning with TRL (loss on the final assistant turn); resumes from checkpoints."""
     from tamis.io import read_dataset
-    from tamis.train.sft import SFTSettings, train_sft
+    from tamis.train.sft import train_sft
 
     ws = workspace_from(workspace)
     read = read_dataset(data, format=format, limit=limit)
@@ -93,25 +95,20 @@ def train_classifier_command(
 def eval_command(
     model: str = typer.Argument(..., help="Model spec, or a folder with a trained adapter/model."),
     data: Path = typer.Argument(..., help="Test set whose final assistant turns are the references."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/eval-NAME]."),
+    output: Optional[Path] = opt(EvalSettings, "out", "--out", "-o"),
     format: Optional[str] = FormatOpt,
-    metric: Optional[list[str]] = typer.Option(
-        None, "--metric", help="exact_match, accuracy, token_f1, chrf, bleu, ter, corpus_chrf "
-                               "[default: BLEU/chrF/TER for translation, else short-answer metrics]."),
-    max_tokens: int = typer.Option(256, help="Maximum new tokens per output."),
-    ratings: Optional[Path] = typer.Option(None, help="Human ratings file (id, score[, rater]) to join in."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many rows."),
-    seed: int = typer.Option(0, help="Seed for generation and the bootstrap."),
-    versus: Optional[str] = typer.Option(
-        None, help="Compare with a second model (spec or adapter folder) or an earlier `tamis eval` output "
-                   "folder: an LLM judge picks the better output of each example, both orders, ties allowed."),
-    judge: Optional[str] = typer.Option(None, help="The pairwise judge's model spec [default: the bundled model]."),
-    judge_k: int = typer.Option(0, help="Sampled verdicts per order for each verdict's confidence (0: "
-                                        "the judge's letter probabilities only)."),
+    metric: Optional[list[str]] = opt(EvalSettings, "metrics", "--metric"),
+    max_tokens: int = opt(EvalSettings, "max_tokens"),
+    ratings: Optional[Path] = opt(EvalSettings, "ratings"),
+    limit: Optional[int] = opt(EvalSettings, "limit"),
+    seed: int = opt(EvalSettings, "seed"),
+    versus: Optional[str] = opt(EvalSettings, "versus"),
+    judge: Optional[str] = opt(EvalSettings, "judge"),
+    judge_k: int = opt(EvalSettings, "judge_k"),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate on a test set (batched, cached) and score it, with bootstrap 95% CIs."""
-    from tamis.evaluate.run import EvalSettings, format_estimate, run_eval
+    from tamis.evaluate.run import format_estimate, run_eval
     from tamis.models.base import ModelSpec
 
     spec = _model_or_folder(model)

@@ -19,6 +19,7 @@ import numpy as np
 
 from tamis.evaluate.bootstrap import mean_ci
 from tamis.evaluate.metrics import SHORT_ANSWER_METRICS, score_outputs
+from tamis.evaluate.settings import EvalSettings  # noqa: F401  (re-exported: the public name)
 from tamis.io import DataError, read_dataset
 from tamis.io.files import iter_raw_rows
 from tamis.manifest import Manifest
@@ -27,23 +28,6 @@ from tamis.records import Example
 from tamis.store import Workspace, atomic_write_text
 
 TRANSLATION_METRICS = ("bleu", "corpus_chrf", "ter")
-
-
-@dataclass
-class EvalSettings:
-    model: str
-    data: str
-    out: str | None = None
-    format: str | None = None
-    metrics: tuple[str, ...] | None = None  # None: chosen from the data (translation or short answers)
-    max_tokens: int = 256
-    n_resamples: int = 1000
-    seed: int = 0
-    ratings: str | None = None
-    limit: int | None = None
-    versus: str | None = None  # a model spec, or an earlier eval's output folder: judged pairwise
-    judge: str | None = None  # the pairwise judge [default: the bundled model]
-    judge_k: int = 0  # sampled verdicts per order for the verdict confidence (0: probabilities only)
 
 
 @dataclass

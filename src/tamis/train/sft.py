@@ -23,31 +23,10 @@ from tamis.manifest import Manifest
 from tamis.models.base import ModelError, ModelSpec
 from tamis.models.derived import model_path
 from tamis.records import Example
+from tamis.train.settings import SFTSettings  # noqa: F401  (re-exported: the public name)
 from tamis.store import Workspace, atomic_write_text
 
 TRAINING_INFO = "tamis_training.json"
-
-
-@dataclass
-class SFTSettings:
-    model: str = "transformers:smollm2"
-    lora: bool = True
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float | None = None  # default: 2e-4 with LoRA, 2e-5 full fine-tuning
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    eval_fraction: float = 0.1
-    early_stopping_patience: int | None = None
-    eval_steps: int | None = None
-    save_steps: int | None = None
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
