@@ -1,0 +1,66 @@
+"""The study end to end at tiny sizes (1 seed, capped steps), through the CLI; then it resumes."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tamis.cli import app
+
+pytestmark = pytest.mark.slow
+
+
+def test_synthetic_study_cli_writes_table_plots_report_and_resumes(shared_data, workspace, tmp_path):
+    out = tmp_path / "study"
+    args = ["experiment", "synthetic", "--task", "financial_phrasebank", "--data-root", str(shared_data),
+            "--n-per-label", "3", "--test-size", "30", "--seeds", "0", "--max-steps", "2",
+            "--out", str(out), "--workspace", str(workspace.root)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for name in ("table.md", "report.html", "metrics.png", "diversity.png", "agreement.png", "manifest.json",
+                 "train-real.jsonl", "train-zero-shot.jsonl", "train-few-shot.jsonl", "test.jsonl",
+                 "rejected-zero-shot.jsonl", "rejected-few-shot.jsonl", "diversity_items.jsonl"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "results.json").read_text())
+    sets = {r["set"]: r for r in res["table"]}
+    assert set(sets) == {"real", "zero-shot", "few-shot"}
+    sizes = {r["n_train"] for r in sets.values()}
+    assert len(sizes) == 1  # same size
+    for r in sets.values():
+        assert 0 <= r["macro_f1"] <= 1 and 0 <= r["accuracy"] <= 1 and 0 < r["remote_clique"] <= 2
+    agreement = res["agreement"]
+    assert agreement["thresholds"] == sorted(agreement["thresholds"]) and agreement["thresholds"][-1] == 1.0
+    assert agreement["n_items"][0] == 30 and set(agreement["sets"]) == set(sets)
+    for name in ("zero-shot", "few-shot"):
+        gen = res["generation"][name]
+        assert gen["attempts"] == gen["accepted"] + gen["rejected"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["generator"].startswith("llamacpp:")
+    assert "train_evaluate" in manifest["timings_s"]
+    assert "Table 1" in (out / "table.md").read_text()
+    # a second run finds every generation and every trained model's predictions in the cache
+    misses = workspace.cache.misses
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "results.json").read_text())["table"] == res["table"]
+    assert workspace.cache.misses == misses
+
+
+def test_score_commands(shared_data, tmp_path):
+    runner = CliRunner()
+    ratings = shared_data / "lewidi_multi_annotator" / "ArMIS.ratings_long.tsv"
+    result = runner.invoke(app, ["score", "agreement", str(ratings), "--out", str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "alpha" in result.output and (tmp_path / "a.manifest.json").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert len(rows) == 943 and all(0 < r["agreement"] <= 1 for r in rows)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"x{i}", "text": t, "label": "a"}) + "\n" for i, t in
+                            enumerate(["the cat sat", "the cat sat", "stock markets fell sharply today"])))
+    result = runner.invoke(app, ["score", "diversity", str(data), "--out", str(tmp_path / "div.jsonl"),
+                                 "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "div.jsonl").read_text().splitlines())}
+    assert rows["x0"]["nearest_id"] == "x1" and rows["x0"]["chamfer"] == pytest.approx(0, abs=1e-6)
+    bad = runner.invoke(app, ["score", "agreement", str(tmp_path / "missing.tsv")])
+    assert bad.exit_code == 2 and "no such file" in bad.output
