@@ -146,6 +146,10 @@ def test_unknown_option():
 
 
 # -- a real llama-cpp-python server -----------------------------------------------------------
+# the server and the in-process model it is compared with use exactly these settings
+SERVER_SETTINGS = {"n_ctx": 2048, "n_batch": 512, "n_ubatch": 1, "n_threads": 1}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from tamis.models.bundled import smollm2_gguf_path
@@ -153,8 +157,15 @@ def server(tmp_path_factory):
     port = free_port()
     # one thread: llama.cpp's worker threads spin at barriers, which collapses throughput (seconds per
     # token) when the test machine's cores are busy with anything else; one thread is as fast here.
+    # The server reuses the KV cache of the previous request's longest shared prefix, so only the
+    # rest of a request is evaluated, as a smaller batch than in-process llama.cpp evaluates; llama.cpp's
+    # CPU kernels are not batch-invariant (on AMD EPYC the tokens after the shared prefix differed by
+    # up to 0.068 nats). One token per micro-batch (n_ubatch=1, also in `local`) makes every token's
+    # logits independent of how a sequence was split, so server and in-process scores must agree.
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--host", "127.0.0.1",
-           "--port", str(port), "--logits_all", "True", "--n_threads", "1", "--n_ctx", "2048"]
+           "--port", str(port), "--logits_all", "True", "--n_threads", "1", "--n_threads_batch", "1",
+           "--n_ctx", str(SERVER_SETTINGS["n_ctx"]), "--n_batch", str(SERVER_SETTINGS["n_batch"]),
+           "--n_ubatch", str(SERVER_SETTINGS["n_ubatch"])]
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     # a file, not a pipe: llama.cpp's load log would fill a pipe and block the server
     with open(log_path, "wb") as log:
@@ -192,7 +203,8 @@ def remote(server):
 def local():
     from tamis.models.llamacpp import LlamaCppLLM
 
-    llm = LlamaCppLLM(ModelSpec.parse("llamacpp:smollm2?n_threads=1"))
+    query = "&".join(f"{k}={v}" for k, v in SERVER_SETTINGS.items())
+    llm = LlamaCppLLM(ModelSpec.parse(f"llamacpp:smollm2?{query}"))
     yield llm
     llm.close()
 
@@ -221,12 +233,14 @@ def test_server_chat_template(remote, local):
 def test_server_echo_logprobs_agree_with_llamacpp(remote, local):
     responses = ["The capital of France is Paris.", "The capital of France is Berlin.", "Paris, of course!\nIt is."]
     prompts = [FRANCE] * 3
-    got = remote.logprobs(prompts, responses)
-    want = local.logprobs(prompts, responses)
+    remote.generate([FRANCE], GenerationParams(max_tokens=4))  # the server now caches the prompt's KV
+    got = remote.logprobs(prompts, responses)  # each request reuses a prefix of the one before
+    want = local.logprobs(prompts, responses)  # each sequence evaluated whole
     assert got[0].mean > got[1].mean
     for g, w in zip(got, want):
         assert g.n_tokens == w.n_tokens
-        assert g.logprobs == pytest.approx(w.logprobs, abs=0.02)
+        # same model, same settings, batch-invariant evaluation: only float32 vs float64 log-softmax differs
+        assert g.logprobs == pytest.approx(w.logprobs, abs=1e-3)
     assert got[0].tokens[:6] == ("The", " capital", " of", " France", " is", " Paris")
 
 
@@ -246,3 +260,60 @@ def test_echo_rejected_is_logprobs_unavailable(scripted):
     with pytest.raises(LogprobsUnavailable, match="echo is not supported"):
         llm.logprobs([[]], ["Paris."])
     assert len(scripted.requests) == 1
+
+
+# -- the tokenizer is loaded once, safely, whatever threads ask for it -----------------------------
+CONCURRENT_LOAD = """
+import threading
+from unittest import mock
+
+import transformers
+from tamis.models import openai_http
+
+real = transformers.AutoTokenizer.from_pretrained
+calls = []
+
+def counting(*args, **kwargs):
+    calls.append(threading.current_thread().name)
+    return real(*args, **kwargs)
+
+got, errors = [], []
+barrier = threading.Barrier(6)
+
+def load():
+    barrier.wait()
+    try:
+        got.append(openai_http.load_tokenizer("smollm2"))
+    except BaseException as err:
+        errors.append(repr(err))
+
+with mock.patch.object(transformers.AutoTokenizer, "from_pretrained", counting):
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+print(len(calls), len({id(t) for t in got}), errors)
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter loads the SmolLM2 tokenizer from the GGUF
+def test_tokenizer_loads_once_when_threads_race():
+    # a fresh process, so the first import of transformers' lazy modules also happens in the race
+    out = subprocess.run([sys.executable, "-c", CONCURRENT_LOAD], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[-2] == "1 1 []"  # loaded once, one object for every thread, no error
+
+
+@pytest.mark.slow  # loads the SmolLM2 tokenizer (cached per process)
+def test_logprobs_loads_tokenizer_before_worker_threads(scripted, monkeypatch):
+    from tamis.models import openai_http
+
+    threads: list[str] = []
+    real = openai_http.load_tokenizer
+    monkeypatch.setattr(openai_http, "load_tokenizer",
+                        lambda name: threads.append(threading.current_thread().name) or real(name))
+    scripted.script = [(400, {}, {"error": {"message": "echo is not supported"}}, 0)] * 4
+    with pytest.raises(LogprobsUnavailable):
+        client(scripted.url, tokenizer="smollm2", concurrency="4").logprobs([FRANCE] * 4, ["a", "b", "c", "d"])
+    assert threads[0] == threading.main_thread().name

@@ -15,17 +15,16 @@ Results of every call are cached by :class:`tamis.store.CallCache`, keyed by the
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
 
+from tamis.errors import ModelError
+
 ChatMessages = list[dict[str, str]]
-
-
-class ModelError(RuntimeError):
-    """A model could not be loaded or called; the message says what to do."""
 
 
 class LogprobsUnavailable(ModelError):
@@ -78,14 +77,22 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class ResponseLogprobs:
-    """Log-probabilities of a given response's tokens under a prompt (natural log)."""
+    """Log-probabilities of a given response's tokens under a prompt (natural log).
+
+    A row longer than the model's context is never scored silently: when prompt + response do not
+    fit, the prompt is cut from the left (``context_dropped`` tokens, as lm-evaluation-harness does
+    for loglikelihood), and when the response alone does not fit nothing is scored (``skipped``,
+    every summary NaN). ``note`` says which, in words, for the output row."""
 
     tokens: tuple[str, ...]
     logprobs: tuple[float, ...]
+    note: str = ""
+    context_dropped: int = 0
+    skipped: bool = False
 
     @property
     def total(self) -> float:
-        return float(sum(self.logprobs))
+        return math.nan if self.skipped else float(sum(self.logprobs))
 
     @property
     def n_tokens(self) -> int:
@@ -97,11 +104,37 @@ class ResponseLogprobs:
         return self.total / max(1, self.n_tokens)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tokens": list(self.tokens), "logprobs": list(self.logprobs)}
+        out: dict[str, Any] = {"tokens": list(self.tokens), "logprobs": list(self.logprobs)}
+        if self.note:  # only when set, so cached results from before these fields read back unchanged
+            out.update(note=self.note, context_dropped=self.context_dropped, skipped=self.skipped)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ResponseLogprobs":
-        return cls(tokens=tuple(d["tokens"]), logprobs=tuple(float(x) for x in d["logprobs"]))
+        return cls(tokens=tuple(d["tokens"]), logprobs=tuple(float(x) for x in d["logprobs"]),
+                   note=str(d.get("note") or ""), context_dropped=int(d.get("context_dropped") or 0),
+                   skipped=bool(d.get("skipped", False)))
+
+
+def fit_to_context(n_context: int, n_response: int, max_tokens: int, *, min_context: int = 1) -> tuple[int, str]:
+    """How many context tokens to drop from the left so ``n_context + n_response <= max_tokens``.
+
+    Returns (tokens to drop, note); the note is "" when everything fits. The drop is -1 when even
+    ``min_context`` tokens of context (the first response token must be predicted from something)
+    plus the response exceed the context: then the row cannot be scored and the note says so."""
+    if n_context + n_response <= max_tokens:
+        return 0, ""
+    if min_context + n_response > max_tokens:
+        return -1, (f"skipped: the response has {n_response} tokens, more than the model's {max_tokens}-token "
+                    "context can score; not scored")
+    drop = n_context + n_response - max_tokens
+    return drop, (f"prompt truncated from the left: {drop} of {n_context} context tokens dropped to fit the "
+                  f"model's {max_tokens}-token context (as lm-evaluation-harness does for loglikelihood)")
+
+
+def skipped_logprobs(note: str) -> ResponseLogprobs:
+    """The result for a row that cannot be scored at all (see ``fit_to_context``)."""
+    return ResponseLogprobs(tokens=(), logprobs=(), note=note, skipped=True)
 
 
 class LLM(abc.ABC):
@@ -131,6 +164,14 @@ class LLM(abc.ABC):
     @abc.abstractmethod
     def apply_chat_template(self, messages: ChatMessages, add_generation_prompt: bool = True) -> str:
         """The exact text the model sees for these messages."""
+
+    @property
+    def batch_hint(self) -> int:
+        """How many items the backend computes together (its batch, or its concurrent requests).
+
+        The caching wrapper commits chunks of ``max(4, batch_hint)`` items: small enough that progress
+        moves and a killed run keeps most of its work, big enough to fill a batch."""
+        return 1
 
     def call_stats(self) -> dict[str, int]:
         """Counters of the backend's own calls for the manifest (HTTP requests, retries); {} if none."""

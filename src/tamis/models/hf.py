@@ -1,22 +1,32 @@
 """The transformers backend: any causal LM on the Hub or on disk, CUDA when present, else CPU.
 
-The bundled SmolLM2 GGUF is dequantised once and saved as safetensors in the workspace
-(``models/``), so later loads take well under a second instead of ~20 s.
+Where the weights come from (the bundled SmolLM2 GGUF dequantised once into the workspace's
+``models/``, layer-truncated copies) is models/derived.py's job; this module only imports from it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tamis.models.base import LLM, ChatMessages, GenerationParams, ModelError, ModelSpec, ResponseLogprobs
-from tamis.models.bundled import SMOLLM2_GGUF, file_digest, is_smollm2, smollm2_gguf_path
-from tamis.models.derived import model_path
+from tamis.models.base import (
+    LLM,
+    ChatMessages,
+    GenerationParams,
+    ModelError,
+    ModelSpec,
+    ResponseLogprobs,
+    fit_to_context,
+    skipped_logprobs,
+)
+from tamis.models.bundled import file_digest, is_smollm2, smollm2_gguf_path
+from tamis.models.derived import CONVERSION_VERSION, converted_smollm2_dir, model_path
+
+__all__ = ["CONVERSION_VERSION", "TransformersLLM", "adapter_base_spec", "best_device", "converted_smollm2_dir",
+           "is_adapter_dir"]
 
 
 def best_device() -> torch.device:
@@ -33,45 +43,6 @@ def _dtype(name: str | None, device: torch.device) -> torch.dtype:
         raise ModelError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from err
 
 
-CONVERSION_VERSION = "v2"  # bump when the conversion changes, so old folders are not reused
-
-
-def converted_smollm2_dir(models_dir: Path) -> Path:
-    """Dequantise the bundled GGUF into safetensors once; later calls return the cached folder."""
-    gguf = smollm2_gguf_path()
-    target = models_dir / f"smollm2-135m-instruct-{file_digest(str(gguf))}-{CONVERSION_VERSION}"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from tamis.progress import console
-
-    console.print(f"[dim]converting the bundled GGUF to safetensors once, into {target} (~20 s)[/]")
-    import transformers.modeling_gguf_pytorch_utils as gguf_utils
-
-    bar = gguf_utils.tqdm
-    gguf_utils.tqdm = lambda items, **_: items  # its dequantisation bar; tamis says it once instead
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF)
-        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    finally:
-        gguf_utils.tqdm = bar
-    # A model loaded from GGUF refuses save_pretrained: rebuild it from its config, then copy weights.
-    # ... and drop the GGUF quantisation marker: the weights are plain floats now (and trainable).
-    config_dict = loaded.config.to_dict()
-    config_dict.pop("quantization_config", None)
-    config = AutoConfig.for_model(**config_dict)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return target
-
-
 def is_adapter_dir(path: str) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
@@ -86,8 +57,10 @@ def adapter_base_spec(adapter: str) -> ModelSpec:
 
 
 class TransformersLLM(LLM):
-    """A causal LM via transformers. Options: dtype, batch_size, max_batch_tokens, sample_rows, device, revision, layers (keep the first N decoder layers), adapter (a PEFT adapter folder, merged at load;
-    a spec naming an adapter folder directly loads it on its recorded base model)."""
+    """A causal LM via transformers. Options: dtype, batch_size, max_batch_tokens, sample_rows, device,
+    revision, layers (keep the first N decoder layers), adapter (a PEFT adapter folder, merged at load;
+    a spec naming an adapter folder directly loads it on its recorded base model), max_length (the
+    context scored at most; default the model's ``max_position_embeddings``)."""
 
     def __init__(self, spec: ModelSpec, workspace: Any = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -132,6 +105,16 @@ class TransformersLLM(LLM):
             weights = sorted(Path(path).glob("*.safetensors")) or sorted(Path(path).glob("*.bin"))
             commit = ",".join(file_digest(str(w)) for w in weights[:4])
         self._identity = f"transformers:{self._source}@{commit}:{str(self.dtype).removeprefix('torch.')}"
+        model_max = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        self.max_length = int(spec.options.get("max_length") or model_max)
+        if spec.options.get("max_length"):  # it changes what is scored, so it is part of the identity
+            self._identity += f":max_length={self.max_length}"
+        if not 2 <= self.max_length <= model_max:
+            raise ModelError(f"max_length={self.max_length}: choose 2..{model_max} (the model's context)")
+
+    @property
+    def batch_hint(self) -> int:
+        return self.batch_size
 
     @property
     def identity(self) -> str:
@@ -177,8 +160,17 @@ class TransformersLLM(LLM):
         if len(prompts) != len(responses):
             raise ValueError("prompts and responses must have the same length")
         encoded = [self.scoring_ids(p, r) for p, r in zip(prompts, responses)]
-        order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
         results: list[ResponseLogprobs | None] = [None] * len(encoded)
+        notes: dict[int, tuple[str, int]] = {}
+        for i, (context, target) in enumerate(encoded):
+            drop, note = fit_to_context(len(context), len(target), self.max_length)
+            if drop < 0:
+                results[i] = skipped_logprobs(note)
+            elif drop:
+                encoded[i] = (context[drop:], target)
+                notes[i] = (note, drop)
+        todo = [i for i in range(len(encoded)) if results[i] is None]
+        order = sorted(todo, key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
         pad = self.tokenizer.pad_token_id
         for batch in self._token_batches(order, [len(c) + len(r) for c, r in encoded]):
             seqs = [encoded[i][0] + encoded[i][1] for i in batch]
@@ -195,9 +187,11 @@ class TransformersLLM(LLM):
                 step_logits = self._logits(hidden, row, lo - 1, lo - 1 + len(target)).float()
                 logp = torch.log_softmax(step_logits, dim=-1)
                 picked = logp.gather(1, torch.tensor(target, device=logp.device)[:, None])[:, 0]
+                note, dropped = notes.get(i, ("", 0))
                 results[i] = ResponseLogprobs(
                     tokens=tuple(self.tokenizer.convert_ids_to_tokens(target)),
                     logprobs=tuple(float(x) for x in picked.cpu()),
+                    note=note, context_dropped=dropped,
                 )
         return [r for r in results if r is not None]
 

@@ -1,6 +1,11 @@
 """llama.cpp backend: runs GGUF files (the bundled SmolLM2 by default) fast on CPU.
 
-Spec: ``llamacpp:smollm2`` or ``llamacpp:/path/model.gguf?n_ctx=4096&n_threads=2&n_batch=512``.
+Spec: ``llamacpp:smollm2`` or ``llamacpp:/path/model.gguf?n_ctx=4096&n_threads=2&n_batch=512&n_ubatch=512``.
+
+llama.cpp's CPU kernels are not batch-invariant: a token's logits depend (in the last digits, up to
+~0.07 nats on some CPUs) on how many tokens its micro-batch (``n_ubatch``) held. ``n_ubatch=1``
+evaluates every token alone, which makes scores independent of how a sequence was split, e.g.
+between a server's cached prefix and the rest of a request (used to compare with a server).
 
 Design choices (measured on SmolLM2-135M Q4_1, 2 cores):
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,8 @@ from tamis.models.base import (
     ModelError,
     ModelSpec,
     ResponseLogprobs,
+    fit_to_context,
+    skipped_logprobs,
 )
 from tamis.models.bundled import file_digest, is_smollm2, smollm2_gguf_path
 
@@ -79,11 +87,14 @@ class LlamaCppLLM(LLM):
             self.n_ctx = int(opts.pop("n_ctx", 2048))
             self.n_threads = int(opts.pop("n_threads", os.cpu_count() or 1))
             self.n_batch = int(opts.pop("n_batch", 512))
+            self.n_ubatch = int(opts.pop("n_ubatch", 512))
         except ValueError as err:
-            raise ModelError(f"llamacpp spec {spec}: n_ctx, n_threads and n_batch must be integers ({err})") from err
+            raise ModelError(f"llamacpp spec {spec}: n_ctx, n_threads, n_batch and n_ubatch must be integers ({err})"
+                             ) from err
         opts.pop("commit_every", None)  # read by the caching wrapper in load_llm
         if opts:
-            raise ModelError(f"llamacpp spec {spec}: unknown options {sorted(opts)}; known: n_ctx, n_threads, n_batch")
+            raise ModelError(f"llamacpp spec {spec}: unknown options {sorted(opts)}; known: n_ctx, n_threads, n_batch, "
+                             "n_ubatch")
         self._lock = threading.RLock()
         self._sampler: Any = None
         self._scorer: Any = None
@@ -100,6 +111,7 @@ class LlamaCppLLM(LLM):
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
                 n_batch=self.n_batch,
+                n_ubatch=self.n_ubatch,
                 logits_all=logits_all,
                 verbose=False,
             )
@@ -125,7 +137,8 @@ class LlamaCppLLM(LLM):
         import llama_cpp
 
         digest = file_digest(str(self.path))
-        return f"llamacpp:{digest}?n_ctx={self.n_ctx}&n_batch={self.n_batch}&llama_cpp={llama_cpp.__version__}"
+        ubatch = f"&n_ubatch={self.n_ubatch}" if self.n_ubatch != 512 else ""  # default unchanged: caches stay valid
+        return f"llamacpp:{digest}?n_ctx={self.n_ctx}&n_batch={self.n_batch}{ubatch}&llama_cpp={llama_cpp.__version__}"
 
     # -- chat template -----------------------------------------------------------------------
     def _any(self) -> Any:
@@ -228,13 +241,26 @@ class LlamaCppLLM(LLM):
                     ctx = [bos]
                     eos = [llm.token_eos()] if llm.token_eos() >= 0 else []
                     full = [bos] + llm.tokenize(response.encode("utf-8"), add_bos=False, special=False) + eos
-                start = _common_prefix(ctx, full)
-                out.append(self._score(llm, full, max(1, start)))
+                start = max(1, _common_prefix(ctx, full))
+                drop, note = fit_to_context(start, len(full) - start, self._capacity(llm))
+                if drop < 0:
+                    out.append(skipped_logprobs(note))
+                    continue
+                scored = self._score(llm, full[drop:], start - drop)
+                if drop:
+                    scored = replace(scored, note=note, context_dropped=drop)
+                out.append(scored)
         return out
+
+    def _capacity(self, llm: Any) -> int:
+        """Tokens one evaluation can hold: llama.cpp may round its context up (to 256), but
+        llama-cpp-python's token and logit buffers keep the n_ctx asked for."""
+        return min(self.n_ctx, llm.n_ctx())
 
     def _score(self, llm: Any, tokens: list[int], start: int) -> ResponseLogprobs:
         """Log-probabilities of ``tokens[start:]``, evaluating the whole sequence once."""
-        self._check_length(tokens)
+        if len(tokens) > self._capacity(llm):  # callers fit rows first (fit_to_context); this is a guard
+            raise ModelError(f"{len(tokens)} tokens do not fit the llama.cpp context of {self._capacity(llm)}")
         llm.reset()
         llm.eval(tokens)
         logits = np.asarray(llm.scores[start - 1 : len(tokens) - 1], dtype=np.float64)

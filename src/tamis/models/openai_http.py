@@ -52,9 +52,22 @@ CACHE_OPTIONS = ("commit_every",)  # read by the caching wrapper in load_llm
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=8)
+_TOKENIZER_LOCK = threading.Lock()
+
+
 def load_tokenizer(name: str) -> Any:
-    """A Hugging Face tokenizer for chat templates; cached because loading from GGUF takes seconds."""
+    """A Hugging Face tokenizer for chat templates, loaded once per process and name.
+
+    Thread-safe: the backend's worker threads may ask for it at the same moment, and transformers'
+    lazy modules race on a concurrent first import (``ImportError: cannot import name
+    'GGUF_CONFIG_ARCHS'``); ``lru_cache`` alone would also let every thread load its own copy."""
+    with _TOKENIZER_LOCK:
+        return _load_tokenizer(name)
+
+
+@lru_cache(maxsize=8)
+def _load_tokenizer(name: str) -> Any:
+    """Loading from GGUF takes seconds; call only through ``load_tokenizer`` (under its lock)."""
     from transformers import AutoTokenizer
 
     try:
@@ -129,6 +142,10 @@ class OpenAILLM(LLM):
     @property
     def identity(self) -> str:
         return f"openai:{self.base_url}|{self.spec.model}"
+
+    @property
+    def batch_hint(self) -> int:
+        return self.concurrency
 
     # -- HTTP --------------------------------------------------------------------------------
     @property
@@ -307,6 +324,8 @@ class OpenAILLM(LLM):
         server nulls the first echoed logprob after BOS, so there it raises LogprobsUnavailable)."""
         if len(prompts) != len(responses):
             raise ModelError(f"logprobs got {len(prompts)} prompts but {len(responses)} responses")
+        if prompts:
+            self._require_tokenizer()  # loaded here, once, before the worker threads start
         return self._map(lambda pair: self._logprobs_one(*pair), list(zip(prompts, responses)))
 
     def _logprobs_one(self, messages: ChatMessages, response: str) -> ResponseLogprobs:

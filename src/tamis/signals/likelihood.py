@@ -1,4 +1,10 @@
-"""Log-likelihood of each target response under a model: the base signal for CLEAR and IFD."""
+"""Log-likelihood of each target response under a model: the base signal for CLEAR and IFD.
+
+A row longer than the model's context is never scored silently: its prompt is cut from the left
+(as lm-evaluation-harness does for loglikelihood), or, when the response alone does not fit, it
+gets no score (null). Either way the row says so in ``loglik_note`` and ``likelihood_counts``
+counts it, for the manifest.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +18,28 @@ from tamis.records import Example
 def response_likelihood(examples: list[Example], llm: LLM) -> list[dict[str, Any]]:
     """Per chat example: summed and length-normalised log p(response | prompt), tokens, perplexity.
 
-    Examples with no assistant turn get no row (there is nothing to score)."""
+    Examples with no assistant turn get no row (there is nothing to score). ``loglik_note`` is None
+    when the whole prompt and response were scored; otherwise it says what was truncated or skipped
+    (a skipped row's scores are None)."""
     scored = [ex for ex in examples if ex.kind == "chat" and ex.response is not None]
     results = llm.logprobs([ex.prompt_messages for ex in scored], [ex.response or "" for ex in scored])
     return [
         {
             "id": ex.id,
-            "loglik_sum": r.total,
-            "loglik_mean": r.mean,
+            "loglik_sum": None if r.skipped else r.total,
+            "loglik_mean": None if r.skipped else r.mean,
             "loglik_tokens": r.n_tokens,
-            "perplexity": math.exp(-r.mean),
+            "perplexity": None if r.skipped else math.exp(-r.mean),
+            "loglik_context_dropped": r.context_dropped,
+            "loglik_note": r.note or None,
         }
         for ex, r in zip(scored, results)
     ]
+
+
+def likelihood_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many rows were scored whole, scored with a truncated prompt, or skipped (for the manifest)."""
+    skipped = sum(1 for r in rows if r.get("loglik_mean") is None)
+    truncated = sum(1 for r in rows if r.get("loglik_context_dropped") and r.get("loglik_mean") is not None)
+    return {"likelihood_scored": len(rows) - skipped, "likelihood_truncated": truncated,
+            "likelihood_skipped": skipped}
