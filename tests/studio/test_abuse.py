@@ -36,7 +36,8 @@ def has_security_headers(r: httpx.Response) -> bool:
             and r.headers.get("x-frame-options") == "DENY" and r.headers.get("x-content-type-options") == "nosniff")
 
 
-def timed_saves(client: httpx.Client, csrf: str, pid: int, aid: int, base: int, n: int) -> tuple[list[float], int]:
+def timed_saves(client: httpx.Client, csrf: str, pid: int, aid: int, base: int, n: int,
+                pause: float = 0.05) -> tuple[list[float], int]:
     latencies = []
     for k in range(n):
         t0 = time.perf_counter()
@@ -45,7 +46,7 @@ def timed_saves(client: httpx.Client, csrf: str, pid: int, aid: int, base: int, 
         latencies.append(time.perf_counter() - t0)
         assert r.status_code == 200, r.text[:300]
         base = r.json()["version"]
-        time.sleep(0.05)
+        time.sleep(pause)
     return latencies, base
 
 
@@ -61,7 +62,7 @@ def test_saves_stay_responsive_under_a_login_flood(running):
     statuses: list[int] = []
 
     def flood(k: int) -> None:
-        client = httpx.Client(base_url=server.url, timeout=60)
+        client = httpx.Client(base_url=server.url, timeout=300)
         token = CSRF_RE.search(client.get("/login").text).group(1)
         n = 0
         while not stop.is_set():
@@ -75,13 +76,13 @@ def test_saves_stay_responsive_under_a_login_flood(running):
         t.start()
     time.sleep(1.0)
     loaded: list[float] = []
-    deadline = time.time() + 90
+    deadline = time.time() + 150
     while (len(statuses) < 30 or len(loaded) < 30) and time.time() < deadline:  # the 30 logins, or more
-        more, base = timed_saves(ann, csrf, pid, aid, base, 5)
+        more, base = timed_saves(ann, csrf, pid, aid, base, 5, pause=0.6)  # a person's pace, under the rate limit
         loaded += more
     stop.set()
     for t in threads:
-        t.join(60)
+        t.join(300)
     assert len(statuses) >= 30 and set(statuses) <= {401, 503}, statuses[:20]
     print(f"saves: quiet median {statistics.median(quiet) * 1000:.1f} ms, under the flood median "
           f"{statistics.median(loaded) * 1000:.1f} ms, max {max(loaded) * 1000:.1f} ms; {len(statuses)} logins")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,27 +34,42 @@ LOGIN_WINDOW = timedelta(minutes=15)
 LOGIN_MAX_FAILURES = 5  # per (account, client)
 CLIENT_MAX_FAILURES = 20  # per client, whatever the account names: a flood of guesses stops here
 PASSWORD_MIN_LENGTH = 10
-# argon2 is deliberately slow (tens of ms of CPU, 64 MiB); at most this many run at once, so a flood of
-# logins uses one core and never the threads or the event loop that serve everyone else
-HASH_CONCURRENCY = 1
-_hash_slots = threading.BoundedSemaphore(HASH_CONCURRENCY)
+HASH_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Run this thread (and the lanes libargon2 starts from it, which inherit it) at a lower CPU priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the single-thread bound still holds
+        pass
+
+
+# argon2 is deliberately slow (tens of ms of CPU, 64 MiB, 4 lanes): every hash runs in this one thread, at a
+# lower priority, so a flood of logins queues here and never takes CPU from the threads and the event loop
+# that serve everyone's saves
+_hash_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tamis-argon2", initializer=_lower_priority)
 _hasher = PasswordHasher()
 # a fixed hash to verify against when the user does not exist: same work, so timing does not reveal names
 _DUMMY_HASH = _hasher.hash("tamis-no-such-user")
 
 
 def hash_password(password: str) -> str:
-    with _hash_slots:
-        return _hasher.hash(password)
+    return _hash_thread.submit(_hasher.hash, password).result()
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def check_password(user: User | None, password: str) -> bool:
-    """Verify (blocking, CPU-bound: call it from a worker thread); unknown users cost the same work."""
-    with _hash_slots:
-        try:
-            return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
-        except (VerificationError, InvalidHashError):
-            return False
+    """Verify (blocks until the argon2 thread has done it: call from a worker thread); unknown users cost
+    the same work."""
+    ok = _hash_thread.submit(_verify, user.password_hash if user else _DUMMY_HASH, password).result()
+    return ok and user is not None
 
 
 _COMMON_PASSWORDS: frozenset[str] | None = None
