@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tamis.evaluate.bootstrap import mean_ci
+from tamis.evaluate.choices import example_options, option_logprobs, predict, score_options
 from tamis.evaluate.metrics import SHORT_ANSWER_METRICS, score_outputs
 from tamis.evaluate.settings import EvalSettings  # noqa: F401  (re-exported: the public name)
 from tamis.io import DataError, read_dataset
@@ -71,20 +72,33 @@ def run_eval(settings: EvalSettings, workspace: Workspace) -> EvalResult:
     if not examples:
         raise DataError(f"{settings.data}: no example ends with an assistant turn to compare against")
     metrics = settings.metrics or default_metrics(examples)
+    if settings.scoring == "options":
+        options = example_options(examples, settings.options)  # checked before the model loads
     with manifest.stage("load_model"):
         llm = load_llm(settings.model, workspace)
     manifest.model("model", llm.identity)
-    with manifest.stage("generate"):
-        params = GenerationParams(n=1, temperature=0.0, max_tokens=settings.max_tokens, seed=settings.seed)
-        predictions = [o[0].strip() for o in llm.generate([ex.prompt_messages for ex in examples], params)]
-    references = [ex.response or "" for ex in examples]
-    with manifest.stage("score"):
-        per_example, summary = score_outputs(predictions, references, metrics, n_resamples=settings.n_resamples,
-                                             seed=settings.seed)
+    references = [(ex.response or "").strip() if settings.scoring == "options" else ex.response or ""
+                  for ex in examples]
+    option_scores: list[dict[str, float]] = []
+    if settings.scoring == "options":
+        with manifest.stage("score_options"):
+            option_scores = option_logprobs(llm, [ex.prompt_messages for ex in examples], options)
+            predictions = [predict(lp) for lp in option_scores]
+            per_example, summary = score_options(predictions, references, n_resamples=settings.n_resamples,
+                                                 seed=settings.seed)
+    else:
+        with manifest.stage("generate"):
+            params = GenerationParams(n=1, temperature=0.0, max_tokens=settings.max_tokens, seed=settings.seed)
+            predictions = [o[0].strip() for o in llm.generate([ex.prompt_messages for ex in examples], params)]
+        with manifest.stage("score"):
+            per_example, summary = score_outputs(predictions, references, metrics,
+                                                 n_resamples=settings.n_resamples, seed=settings.seed)
     rows = [
         {"id": ex.id, "prompt": ex.prompt_messages, "reference": ref, "prediction": pred, "scores": scores}
         for ex, ref, pred, scores in zip(examples, references, predictions, per_example)
     ]
+    for row, lp in zip(rows, option_scores):
+        row["option_logprobs"] = lp
     if settings.ratings:
         ratings = read_ratings(settings.ratings)
         for row in rows:
@@ -96,7 +110,8 @@ def run_eval(settings: EvalSettings, workspace: Workspace) -> EvalResult:
     if settings.versus:
         with manifest.stage("pairwise"):
             summary["win_rate"] = _pairwise(settings, workspace, examples, predictions, rows, manifest)
-    result_summary = {"model": llm.identity, "data": settings.data, "n": len(rows), "metrics": summary}
+    result_summary = {"model": llm.identity, "data": settings.data, "n": len(rows), "scoring": settings.scoring,
+                      "metrics": summary}
     atomic_write_text(out / "outputs.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     atomic_write_text(out / "summary.json", json.dumps(result_summary, indent=2, ensure_ascii=False) + "\n")
     manifest.count(read=read.n_read, evaluated=len(rows), rejected=read.n_rejected)

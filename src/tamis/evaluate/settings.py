@@ -25,6 +25,12 @@ class EvalSettings:
                                        "eval` output folder: an LLM judge picks the better output of each example, "
                                        "both orders, ties allowed.")
     judge: str | None = setting(None, "The pairwise judge's model spec [default: the bundled model].")
+    scoring: str = setting("generate", "How predictions are made: generate (greedy decoding, then the metrics) or "
+                                       "options (classification as generation: the label option with the highest "
+                                       "log-probability is the prediction; accuracy and macro-F1; nothing sampled).",
+                           choices=("generate", "options"))
+    options: tuple[str, ...] | None = setting(None, "The label options for scoring=options [default: each test "
+                                                    "example's meta.options].")
     judge_k: int = setting(0, "Sampled verdicts per order for each verdict's confidence (0: the judge's letter "
                               "probabilities only).", range=(0, None))
 

@@ -25,7 +25,7 @@ from tamis.io import DataError, read_dataset
 from tamis.io.files import iter_raw_rows
 from tamis.io.formats import from_row
 from tamis.pipeline.sources import Resolver, missing_file_hint, register_builder
-from tamis.records import Example
+from tamis.records import Example, chat_example
 
 
 class _Params(BaseModel):
@@ -211,3 +211,90 @@ def post_edits(p: PostEditsParams, resolve: Resolver) -> dict[str, list[Example]
     return {"unedited": [pair(r, p.machine, "machine output") for r in train_rows],
             "edited": [pair(r, p.edited, "post-edit") for r in train_rows],
             "test": [pair(r, p.edited, "post-edit") for r in test_rows]}
+
+
+# -- label noise (classification as generation) ------------------------------------------------------
+
+class NoisyLabelsParams(_Params):
+    path: str = "data-root:sms_spam/sms_spam.jsonl"
+    text_field: str = "text"
+    label_field: str = "label"
+    labels: list[str] | None = None  # the label options [default: every label in the file, sorted]
+    system: str | None = "You are a text classifier."  # short: every token is trained and scored on a CPU
+    instruction: str = "Label this text as one of: {options}."
+    n_train: int = Field(200, ge=2)
+    n_test: int = Field(300, ge=1)
+    noise: float = Field(0.3, ge=0, le=0.9)
+    balanced: bool = True
+    max_chars: int | None = Field(200, ge=1)
+    where: dict[str, Any] = Field(default_factory=dict)  # keep only rows with these field values
+
+
+@register_builder("noisy_labels", NoisyLabelsParams)
+def noisy_labels(p: NoisyLabelsParams, resolve: Resolver) -> dict[str, list[Example]]:
+    """Labelled texts as chat classification with a seeded share of training labels made wrong.
+
+    Each row becomes ``[system], user: instruction + text, assistant: label`` with ``meta.options``
+    (the label set, for option scoring). Texts are deduplicated; ``balanced`` takes the same number of
+    rows per label. ``noise`` x n_train training rows (chosen at random) get a wrong label drawn
+    uniformly from the other options; every training row records ``meta.label_noise`` (injected or
+    not) and ``meta.clean_label``. Splits: ``train`` (noisy), ``clean`` (the same rows with their
+    original labels: the oracle), ``test`` (other texts, original labels)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for row in _rows(p.path, resolve, (p.text_field, p.label_field)):
+        text, label = " ".join(str(row[p.text_field] or "").split()), str(row[p.label_field] or "").strip()
+        if not text or not label or text.lower() in seen or (p.max_chars and len(text) > p.max_chars):
+            continue
+        if any(row.get(k) != v for k, v in p.where.items()):
+            continue
+        seen.add(text.lower())
+        rows.setdefault(label, []).append({"id": str(row.get("id") or f"row{len(seen)}"), "text": text,
+                                           "label": label})
+    options = list(p.labels) if p.labels else sorted(rows)
+    unknown = sorted(set(options) - set(rows))
+    if len(options) < 2 or unknown:
+        raise DataError(f"{resolve(p.path)}: labels {options} (found {sorted(rows)}); a classification task needs "
+                        "at least two labels that occur in the data")
+    rng = random.Random(p.seed)
+    pools = {label: rng.sample(rows[label], len(rows[label])) for label in options}
+    test = _take(pools, p.n_test, p.balanced, rng)
+    train = _take(pools, p.n_train, p.balanced, rng)
+    if len(test) < p.n_test or len(train) < p.n_train:
+        raise DataError(f"{resolve(p.path)}: {len(train)} training / {len(test)} test texts available "
+                        f"(n_train={p.n_train}, n_test={p.n_test}, balanced={p.balanced}, max_chars={p.max_chars})")
+    noisy_ids = set(rng.sample([r["id"] for r in train], int(round(p.noise * len(train)))))
+
+    def example(row: dict[str, Any], label: str, split: str, **meta: Any) -> Example:
+        user = p.instruction.format(options=", ".join(options)) + "\n\n" + row["text"]
+        messages = ([{"role": "system", "content": p.system}] if p.system else []) + [
+            {"role": "user", "content": user}, {"role": "assistant", "content": label}]
+        return chat_example(messages, id=row["id"], meta={"options": options, "split": split, **meta})
+
+    noisy, clean = [], []
+    for row in train:
+        wrong = row["id"] in noisy_ids
+        label = rng.choice([o for o in options if o != row["label"]]) if wrong else row["label"]
+        noisy.append(example(row, label, "train", label_noise=wrong, clean_label=row["label"]))
+        clean.append(example(row, row["label"], "clean", label_noise=False, clean_label=row["label"]))
+    return {"train": noisy, "clean": clean, "test": [example(r, r["label"], "test") for r in test]}
+
+
+def _take(pools: dict[str, list[dict[str, Any]]], n: int, balanced: bool, rng: random.Random) -> list[dict[str, Any]]:
+    """n rows popped from the label pools: the same number per label (remainder to the first labels) when
+    balanced, else a random draw from all of them; shuffled."""
+    if balanced:
+        labels = list(pools)
+        counts = {label: n // len(labels) + (i < n % len(labels)) for i, label in enumerate(labels)}
+        taken = [row for label in labels for row in pools[label][:counts[label]]]
+        for label in labels:
+            del pools[label][:counts[label]]
+    else:
+        everything = [(label, row) for label in pools for row in pools[label]]
+        chosen = rng.sample(everything, min(n, len(everything)))
+        ids = {id(row) for _, row in chosen}
+        for label in pools:
+            pools[label] = [r for r in pools[label] if id(r) not in ids]
+        taken = [row for _, row in chosen]
+    rng.shuffle(taken)
+    return taken

@@ -18,6 +18,7 @@ from tamis.pipeline.profile import ProfileConfig, ProfileResult, run_profile
 from tamis.store import Workspace
 
 DEMO_DATA = "demo_instructions.jsonl"
+DEMO_SMS = "demo_sms_spam.jsonl"
 DEMO_RECIPE = "recipes/demo-study.yaml"
 
 
@@ -30,6 +31,12 @@ class DemoResult:
 def demo_data_path() -> Path:
     """A few dozen Alpaca-style examples, some deliberately flawed (wrong, swapped, malformed)."""
     return Path(str(importlib.resources.files("tamis") / "data" / DEMO_DATA))
+
+
+def demo_sms_path() -> Path:
+    """600 short SMS messages (300 ham, 300 spam) from the UCI SMS Spam Collection (CC BY 4.0), the
+    demo study's task: small enough to ship, learnable by a 135M model in minutes."""
+    return Path(str(importlib.resources.files("tamis") / "data" / DEMO_SMS))
 
 
 def demo_recipe_path() -> Path:

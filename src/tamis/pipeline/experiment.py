@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tamis.curate.decisions import apply_decisions, write_decisions
+from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detection
 from tamis.evaluate.run import EvalSettings, run_eval
 from tamis.io import read_dataset, write_dataset
 from tamis.manifest import Manifest
+from tamis.pipeline.label_curation import already_trained
 from tamis.pipeline.recipe import Recipe
 from tamis.pipeline.sources import build_source
 from tamis.curate.steps import StepContext, get_step
 from tamis.progress import console
 from tamis.records import Example
 from tamis.store import Workspace, atomic_write_text
-from tamis.train.sft import TRAINING_INFO, SFTSettings, data_fingerprint, train_sft
+from tamis.train.sft import SFTSettings, data_fingerprint, train_sft
 
 
 @dataclass
@@ -31,6 +34,7 @@ class ExperimentResult:
     out_dir: Path
     rows: list[dict[str, Any]]
     report: Path
+    comparison: dict[str, Any] = field(default_factory=dict)
 
 
 def slug(text: str) -> str:
@@ -42,6 +46,11 @@ def build_variant(recipe: Recipe, name: str, train: list[Example], workspace: Wo
     folder = out / "variants" / name
     data_file, key_file = folder / "train.jsonl", folder / "recipe-hash.txt"
     key = f"{recipe.variant_key(name)}-{data_fingerprint(train)}"  # the recipe and the data it starts from
+    for step in recipe.variants[name].steps:  # a step sized by another variant (sample_as) depends on its data
+        for params in step.values():
+            other = params.get("variant")
+            if isinstance(other, str) and (out / "variants" / other / "recipe-hash.txt").is_file():
+                key += "-" + (out / "variants" / other / "recipe-hash.txt").read_text().strip()
     if data_file.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         return read_dataset(data_file).examples
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,13 +75,14 @@ def build_variant(recipe: Recipe, name: str, train: list[Example], workspace: Wo
     return examples
 
 
-def _trained(model_dir: Path, fingerprint: str, settings: SFTSettings) -> bool:
-    info = model_dir / TRAINING_INFO
-    if not info.is_file():
-        return False
-    saved = json.loads(info.read_text())
-    wanted = json.loads(json.dumps(asdict(settings), default=str))  # as saved: tuples become lists
-    return saved.get("data_fingerprint") == fingerprint and saved.get("settings") == wanted
+def _eval_settings(recipe: Recipe, model: str, out: Path, seed: int, versus: str | None = None) -> EvalSettings:
+    pairwise = recipe.eval.pairwise
+    return EvalSettings(
+        model=model, data=str(recipe.path(recipe.data.test)), out=str(out), format=recipe.data.test_format,
+        metrics=tuple(recipe.eval.metrics) if recipe.eval.metrics else None, max_tokens=recipe.eval.max_tokens,
+        limit=recipe.eval.limit, n_resamples=recipe.eval.n_resamples, seed=seed, versus=versus,
+        judge=pairwise.judge if pairwise else None, judge_k=pairwise.k if pairwise else 0,
+        scoring=recipe.eval.scoring, options=tuple(recipe.eval.options) if recipe.eval.options else None)
 
 
 def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None = None) -> ExperimentResult:
@@ -110,30 +120,76 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
                 settings = SFTSettings(**(recipe.train | {"model": model, "seed": seed}))
                 model_dir = run / ("adapter" if settings.lora else "model")
                 console.print(f"[bold]{variant}[/] x {model} x seed {seed}: {len(examples)} training examples")
-                if not _trained(model_dir, fingerprint, settings):
+                if not already_trained(model_dir, fingerprint, settings):
                     with manifest.stage(f"train:{variant}:{slug(model)}:{seed}"):
                         train_sft(examples, settings, run, workspace)
                 versus = None
                 if pairwise is not None and variant != pairwise.baseline:
                     versus = str(out_dir / "runs" / pairwise.baseline / slug(model) / f"seed{seed}" / "eval")
                 with manifest.stage(f"eval:{variant}:{slug(model)}:{seed}"):
-                    result = run_eval(EvalSettings(
-                        model=f"transformers:{model_dir}", data=str(recipe.path(recipe.data.test)),
-                        out=str(run / "eval"), format=recipe.data.test_format,
-                        metrics=tuple(recipe.eval.metrics) if recipe.eval.metrics else None,
-                        max_tokens=recipe.eval.max_tokens, limit=recipe.eval.limit,
-                        n_resamples=recipe.eval.n_resamples, seed=seed, versus=versus,
-                        judge=pairwise.judge if pairwise else None, judge_k=pairwise.k if pairwise else 0), workspace)
+                    result = run_eval(_eval_settings(recipe, f"transformers:{model_dir}", run / "eval", seed, versus),
+                                      workspace)
                 v = recipe.variants[variant]
                 rows.append({"variant": variant, "group": v.group or variant, "x": v.x, "model": model, "seed": seed,
-                             "n_train": len(examples), "metrics": result.summary["metrics"]})
+                             "n_train": len(examples), "metrics": result.summary["metrics"],
+                             "eval_dir": str((run / "eval").relative_to(out_dir))})
+    if recipe.eval.base_model:
+        for model in recipe.models:
+            run = out_dir / "runs" / "base" / slug(model)
+            with manifest.stage(f"eval:base:{slug(model)}"):
+                result = run_eval(_eval_settings(recipe, model, run / "eval", recipe.seeds[0]), workspace)
+            rows.append({"variant": BASE_MODEL_VARIANT, "group": BASE_MODEL_VARIANT, "x": None, "model": model,
+                         "seed": recipe.seeds[0], "n_train": 0, "metrics": result.summary["metrics"],
+                         "eval_dir": str((run / "eval").relative_to(out_dir))})
+    with manifest.stage("compare"):
+        comparison = study_comparison(recipe, rows, out_dir, training_data)
+    atomic_write_text(out_dir / "comparison.json", json.dumps(comparison, indent=2, default=float) + "\n")
+    print_verdicts(comparison)
     atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     manifest.count(variants=len(recipe.variants), models=len(recipe.models), seeds=len(recipe.seeds), runs=len(rows))
     manifest.output("results", out_dir / "results.jsonl")
+    manifest.output("comparison", out_dir / "comparison.json")
     manifest.output("report", out_dir / "report.html")
     manifest.write(out_dir / "manifest.json")  # before the report, which shows it
-    report = write_experiment_report(recipe, rows, out_dir)
-    return ExperimentResult(out_dir, rows, report)
+    report = write_experiment_report(recipe, rows, out_dir, comparison)
+    return ExperimentResult(out_dir, rows, report, comparison)
+
+
+def study_comparison(recipe: Recipe, rows: list[dict[str, Any]], out_dir: Path,
+                     training_data: Callable[[str], list[Example]]) -> dict[str, Any]:
+    """Paired differences from the baseline (per model), recovered gap shares, detection quality."""
+    spec = recipe.compare
+    comparison = compare_study(rows, out_dir, baseline=recipe.baseline, oracle=spec.oracle, metric=spec.metric,
+                               n_resamples=spec.n_resamples, seed=recipe.seeds[0])
+    comparison["detection"] = {}
+    for variant in recipe.variant_order():
+        found = detection(training_data(variant), out_dir / "variants" / variant / "decisions.jsonl", spec.flag)
+        if found is not None:
+            comparison["detection"][variant] = found
+    return comparison
+
+
+def print_verdicts(comparison: dict[str, Any]) -> None:
+    """The study's answer on the terminal: one verdict line per variant, then detection quality."""
+    for model, entry in comparison.get("models", {}).items():
+        console.print(f"[bold]Verdicts[/] ({model}; paired bootstrap over {entry['n_items']} test items x "
+                      f"{entry['n_seeds']} seed(s), {comparison['n_resamples']} resamples, 95% CI):")
+        for d in entry["differences"]:
+            console.print(f"  {d['verdict']}")
+        for r in entry.get("recovered", []):
+            console.print(f"  {r['variant']} recovers {_share(r['share'])} [{_share(r['low'])}, {_share(r['high'])}] "
+                          f"of the {comparison['baseline']} -> {comparison['oracle']} gap"
+                          + ("" if r["gap_detected"] else " (the gap itself is not detected at this size)"))
+    for variant, d in comparison.get("detection", {}).items():
+        if d["n_dropped"]:
+            console.print(f"  detection by {variant}: dropped {d['n_dropped']} of {d['n_start']}, {d['true_drops']} of "
+                          f"them flagged: precision {d['precision']:.2f}, recall {d['recall']:.2f} "
+                          f"({d['n_flagged']} flagged; flagged share {d['flagged_share_before']:.0%} -> "
+                          f"{d['flagged_share_after']:.0%})")
+
+
+def _share(x: float) -> str:
+    return "n/a" if x != x else f"{x:.0%}"
 
 
 def run_study(recipe: Any, workspace: Workspace, out: str | Path | None = None) -> Any:

@@ -68,6 +68,7 @@ class Variant(BaseModel):
     @field_validator("steps")
     @classmethod
     def _known_steps(cls, steps: list[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
+        import tamis.pipeline.label_curation  # noqa: F401  (registers label_filter, sample_as)
         from tamis.curate.steps import get_step
 
         for step in steps:
@@ -135,6 +136,22 @@ class EvalSpec(BaseModel):
     limit: int | None = None
     n_resamples: int = 1000
     pairwise: PairwiseSpec | None = None
+    scoring: Literal["generate", "options"] = "generate"  # options: the most likely label option is the prediction
+    options: list[str] | None = None  # label options for scoring: options [default: each test row's meta.options]
+    base_model: bool = False  # also evaluate each model untuned (a row of its own, the same for every seed)
+
+
+class CompareSpec(BaseModel):
+    """How the report answers its question: every variant against ``baseline`` by a paired bootstrap over
+    test items and seeds; with an ``oracle`` (clean data) the share of the noise gap each recovers; with
+    ``flag`` (a meta field marking injected flaws in the training data) each curation's detection quality."""
+
+    model_config = ConfigDict(extra="forbid")
+    baseline: str | None = None  # default: the first variant
+    oracle: str | None = None
+    metric: str | None = None  # a per-item metric [default: the first one the evaluation scores per item]
+    flag: str = "label_noise"
+    n_resamples: int = Field(10000, ge=100)
 
 
 class Recipe(BaseModel):
@@ -147,6 +164,7 @@ class Recipe(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0])
     train: dict[str, Any] = Field(default_factory=dict)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    compare: CompareSpec = Field(default_factory=CompareSpec)
     base_dir: str = "."
     _splits: dict[str, Path] = PrivateAttr(default_factory=dict)  # split:NAME -> file, set by the runner
 
@@ -175,7 +193,16 @@ class Recipe(BaseModel):
         if pairwise is not None and pairwise.baseline not in self.variants:
             raise ValueError(f"eval.pairwise.baseline {pairwise.baseline!r} is not a variant "
                              f"(variants: {', '.join(self.variants)})")
+        for field in ("baseline", "oracle"):
+            name = getattr(self.compare, field)
+            if name is not None and name not in self.variants:
+                raise ValueError(f"compare.{field} {name!r} is not a variant (variants: {', '.join(self.variants)})")
         return self
+
+    @property
+    def baseline(self) -> str:
+        """The variant every other is compared with (compare.baseline, else the first variant)."""
+        return self.compare.baseline or next(iter(self.variants))
 
     def variant_order(self) -> list[str]:
         """Variants in recipe order, the pairwise baseline first (the others are judged against it)."""

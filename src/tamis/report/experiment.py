@@ -1,4 +1,8 @@
-"""The HTML report of a study: results table, bars with CIs, curves over budgets, config, manifest."""
+"""The HTML report of a study. It answers its question first: a verdict line per variant (paired
+bootstrap over test items and seeds, from ``comparison.json``), the share of the noise gap each
+variant recovers, detection quality against injected flaws; then the results table, the examples each
+variant dropped with their reasons, bars with CIs, curves over budgets; recipe and manifest folded
+away at the end."""
 
 from __future__ import annotations
 
@@ -54,12 +58,73 @@ def display_rows(table: list[dict[str, Any]], metrics: list[str]) -> list[dict[s
     return display
 
 
-def write_experiment_report(recipe: Any, rows: list[dict[str, Any]], out_dir: Path) -> Path:
+def _share(x: float) -> str:
+    return "n/a" if x != x else f"{x:.0%}"
+
+
+def verdict_section(report: HtmlReport, comparison: dict[str, Any]) -> None:
+    """Verdict lines, recovered shares and detection quality: the study's answer, computed from the run."""
+    models = comparison.get("models", {})
+    if not models:
+        return
+    report.heading("Verdict")
+    for model, entry in models.items():
+        report.paragraph(f"{model}: {comparison['metric']} on the same {entry['n_items']} test items x "
+                         f"{entry['n_seeds']} seed(s); differences from {comparison['baseline']!r} by a paired "
+                         f"bootstrap (items and seeds resampled together, {comparison['n_resamples']} resamples), "
+                         "95% CI, two-sided p.", note=True)
+        for d in entry["differences"]:
+            report.paragraph(d["verdict"])
+        if entry.get("recovered"):
+            report.table([{"variant": r["variant"], "recovered share of the gap": _share(r["share"]),
+                           "95% CI": f"[{_share(r['low'])}, {_share(r['high'])}]",
+                           "gap (oracle - baseline)": r["gap"], "gap detected": "yes" if r["gap_detected"] else "no"}
+                          for r in entry["recovered"]],
+                         caption=f"share of the {comparison['baseline']} -> {comparison['oracle']} gap recovered: "
+                                 "(variant - baseline) / (oracle - baseline)")
+    detection = comparison.get("detection") or {}
+    if detection:
+        report.table([{"variant": v, "dropped": d["n_dropped"], "flagged dropped": d["true_drops"],
+                       "precision": d["precision"], "recall": d["recall"],
+                       "flagged share before": _share(d["flagged_share_before"]),
+                       "flagged share after": _share(d["flagged_share_after"])} for v, d in detection.items()],
+                     caption=f"detection against the injected flaws (meta.{next(iter(detection.values()))['flag']}) "
+                             "of the training data each variant started from")
+
+
+def dropped_section(report: HtmlReport, out_dir: Path, variants: list[str], limit: int = 15) -> None:
+    """The first examples each variant dropped, with the reason its step gave."""
+    shown = False
+    for variant in variants:
+        path = out_dir / "variants" / variant / "dropped.jsonl"
+        if not path.is_file() or not path.stat().st_size:
+            continue
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not shown:
+            report.heading("What each variant dropped")
+            shown = True
+        table = []
+        for row in rows[:limit]:
+            messages = row.get("messages") or []
+            prompt = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), row.get("text", ""))
+            answer = messages[-1]["content"] if messages and messages[-1].get("role") == "assistant" else ""
+            flaw = {k: row.get("meta", {}).get(k) for k in ("label_noise", "corruption", "flaw")
+                    if row.get("meta", {}).get(k) not in (None, False)}
+            table.append({"id": row.get("id"), "prompt": str(prompt)[-120:], "target": str(answer)[:80],
+                          "injected flaw": ", ".join(f"{k}={v}" for k, v in flaw.items()) or "no",
+                          "reason": row.get("decision", {}).get("reason", "")})
+        report.table(table, caption=f"{variant}: {len(rows)} dropped" + (f" (first {limit})" if len(rows) > limit
+                                                                          else ""))
+
+
+def write_experiment_report(recipe: Any, rows: list[dict[str, Any]], out_dir: Path,
+                            comparison: dict[str, Any] | None = None) -> Path:
     table = aggregate(rows)
     metrics = metric_names(rows)
     report = HtmlReport(f"tamis experiment: {recipe.name}")
     if recipe.description:
         report.paragraph(recipe.description)
+    verdict_section(report, comparison or {})
     report.paragraph(f"{len(recipe.variants)} data variants x {len(recipe.models)} models x {len(recipe.seeds)} seeds; "
                      "values are means over seeds with the mean bootstrap 95% CI of the test-set metric.", note=True)
     if getattr(recipe.eval, "pairwise", None) is not None:
@@ -68,6 +133,7 @@ def write_experiment_report(recipe: Any, rows: list[dict[str, Any]], out_dir: Pa
                          "0.5, so 0.5 is parity).", note=True)
     display = display_rows(table, metrics)
     report.heading("Results").table(display)
+    dropped_section(report, out_dir, list(dict.fromkeys(r["variant"] for r in rows)))
 
     plots = out_dir  # images live beside the report (HtmlReport links them by name)
     variants = list(dict.fromkeys(e["variant"] for e in table))
@@ -88,10 +154,10 @@ def write_experiment_report(recipe: Any, rows: list[dict[str, Any]], out_dir: Pa
             png = curve_chart(plots / f"{metric}_curve.png", curves, title=f"{metric} over budget", xlabel="budget",
                               ylabel=metric)
             report.image(png, alt=f"{metric} curve")
-    report.heading("Recipe").code(yaml.safe_dump(recipe.model_dump(), sort_keys=False))
+    report.collapsed("Recipe", yaml.safe_dump(recipe.model_dump(), sort_keys=False))
     manifest = out_dir / "manifest.json"
     if manifest.is_file():
-        report.heading("Manifest").code(json.dumps(json.loads(manifest.read_text()), indent=2)[:20000])
+        report.collapsed("Manifest", json.dumps(json.loads(manifest.read_text()), indent=2)[:20000])
     return report.write(out_dir / "report.html")
 
 

@@ -62,6 +62,12 @@ class HtmlReport:
         self.blocks.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         return self
 
+    def collapsed(self, summary: str, text: str) -> "HtmlReport":
+        """Preformatted text folded away under a one-line summary (recipe, manifest: there when wanted)."""
+        self.blocks.append(f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre>"
+                           "</details>")
+        return self
+
     def image(self, path: str | Path, alt: str = "") -> "HtmlReport":
         """Reference an image by its file name (keep images beside the report)."""
         self.blocks.append(f'<p><img src="{html.escape(Path(path).name)}" alt="{html.escape(alt)}"></p>')

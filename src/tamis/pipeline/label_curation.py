@@ -1,0 +1,167 @@
+"""Recipe steps for label-noise studies (registered into tamis.curate.steps on import).
+
+- ``label_filter``: confident learning with the model to be tuned. Fine-tune it briefly with LoRA on
+  the given (noisy) examples (CLEAR fine-tunes first: a 135M model zero-shot barely knows the task),
+  then score every label option of every training example (``tamis.evaluate.choices``: probabilities
+  are the softmax over the options) and drop by a rule with no threshold to tune:
+  ``confident`` (default; confident learning's confident joint, Northcutt et al. 2021): each label j
+  gets the threshold t_j = the mean p(j) over the examples labelled j; an example is dropped when the
+  most likely label among those at or above their own threshold is not its given label. The
+  per-label thresholds keep a model that favours one label from dropping every example of another.
+  ``disagree``: drop when the most likely label is not the given one (cleanlab's
+  ``predicted_neq_given``). ``median``: drop when p(given label) is below its median (CLEAR's rule).
+  ``folds: K`` (K >= 2) cross-fits: K LoRA runs, each trained on K-1 folds and scoring the held-out
+  fold, so no example is scored by a model that saw it (cleanlab's out-of-fold probabilities).
+- ``sample_as``: a seeded random subset of the same size as another variant's curated data, the
+  control that separates "less data" from "better data".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tamis.curate.decisions import Decision
+from tamis.curate.steps import StepContext, check_params, register_step
+from tamis.errors import ConfigError
+from tamis.records import Example
+
+LABEL_FILTER_KEYS = ("model", "warmup", "rule", "folds", "options")
+RULES = ("confident", "disagree", "median")
+
+
+def already_trained(model_dir: Path, fingerprint: str, settings: Any) -> bool:
+    """An adapter trained on exactly these examples with exactly these settings exists."""
+    from dataclasses import asdict
+
+    from tamis.train.sft import TRAINING_INFO
+
+    info = model_dir / TRAINING_INFO
+    if not info.is_file():
+        return False
+    saved = json.loads(info.read_text())
+    wanted = json.loads(json.dumps(asdict(settings), default=str))  # as saved: tuples become lists
+    return saved.get("data_fingerprint") == fingerprint and saved.get("settings") == wanted
+
+
+def _warm_up(examples: list[Example], model: str, warmup: dict[str, Any], seed: int, out_dir: Path,
+             ctx: StepContext) -> str:
+    """Fine-tune ``model`` on ``examples`` (reused when already trained); the tuned model's spec."""
+    from tamis.train.settings import SFTSettings
+    from tamis.train.sft import data_fingerprint, train_sft
+
+    settings = SFTSettings(**({"eval_fraction": 0.0} | warmup | {"model": model, "seed": seed}))
+    model_dir = out_dir / ("adapter" if settings.lora else "model")
+    if not already_trained(model_dir, data_fingerprint(examples), settings):
+        train_sft(examples, settings, out_dir, ctx.workspace)
+    return f"transformers:{model_dir}"
+
+
+def _label_probabilities(spec: str, examples: list[Example], options: list[str] | None,
+                         ctx: StepContext) -> list[dict[str, float]]:
+    """Each example's label options as probabilities (softmax of the option log-probabilities)."""
+    from tamis.evaluate.choices import example_options, option_logprobs
+    from tamis.models import load_llm
+
+    llm = load_llm(spec, ctx.workspace)
+    logprobs = option_logprobs(llm, [ex.prompt_messages for ex in examples], example_options(examples, options))
+    out = []
+    for lp in logprobs:
+        top = max(lp.values())
+        weights = {o: math.exp(v - top) for o, v in lp.items()}
+        total = sum(weights.values())
+        out.append({o: w / total for o, w in weights.items()})
+    return out
+
+
+@register_step("label_filter")
+def label_filter_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """Drop examples whose label the briefly fine-tuned model disagrees with (see the module docstring)."""
+    check_params("label_filter", params, LABEL_FILTER_KEYS)
+    rule = params.get("rule", "confident")
+    if rule not in RULES:
+        raise ConfigError(f"recipe step 'label_filter': rule {rule!r} is not one of {', '.join(RULES)}")
+    folds = int(params.get("folds", 1))
+    if folds < 1 or folds > len(examples):
+        raise ConfigError(f"recipe step 'label_filter': folds must lie in [1, {len(examples)}], got {folds}")
+    model = params.get("model", "transformers:smollm2")
+    warmup = dict(params.get("warmup") or {})
+    options = params.get("options")
+    probs: dict[str, dict[str, float]] = {}
+    if folds == 1:
+        spec = _warm_up(examples, model, warmup, ctx.seed, ctx.out_dir / "warmup", ctx)
+        probs = dict(zip([ex.id for ex in examples], _label_probabilities(spec, examples, options, ctx)))
+    else:
+        order = list(range(len(examples)))
+        random.Random(ctx.seed).shuffle(order)
+        for k in range(folds):
+            held = {i for j, i in enumerate(order) if j % folds == k}
+            train = [ex for i, ex in enumerate(examples) if i not in held]
+            scored = [ex for i, ex in enumerate(examples) if i in held]
+            spec = _warm_up(train, model, warmup, ctx.seed, ctx.out_dir / f"fold{k}", ctx)
+            probs |= dict(zip([ex.id for ex in scored], _label_probabilities(spec, scored, options, ctx)))
+    return label_decisions(examples, probs, rule, "cross-fitted" if folds > 1 else "warmed-up")
+
+
+def label_decisions(examples: list[Example], probs: dict[str, dict[str, float]], rule: str = "confident",
+                    how: str = "tuned") -> list[Decision]:
+    """Keep/drop per example from its label-option probabilities under a model (see the module docstring)."""
+    given = {ex.id: (ex.response or "").strip() for ex in examples}
+    confidence = {i: p[given[i]] for i, p in probs.items()}
+    if rule == "median":
+        threshold = float(np.median(list(confidence.values())))
+    per_label = {label: float(np.mean([probs[i][label] for i in probs if given[i] == label]))
+                 for label in {given[i] for i in probs}}
+    decisions = []
+    for ex in examples:
+        p = probs[ex.id]
+        predicted = max(p, key=p.get)
+        scores = {"label_confidence": confidence[ex.id], **{f"p_{o}": v for o, v in p.items()}}
+        if rule == "confident":
+            confident = [o for o in p if o in per_label and p[o] >= per_label[o]]
+            suggested = max(confident, key=p.get) if confident else given[ex.id]
+            keep = suggested == given[ex.id]
+            reason = (f"p(label {given[ex.id]!r}) {confidence[ex.id]:.2f}; no other label is confidently more "
+                      f"likely under the {how} model" if keep
+                      else f"the {how} model is confident in {suggested!r}: p {p[suggested]:.2f} >= its threshold "
+                           f"{per_label[suggested]:.2f} (mean p over rows labelled {suggested!r}); the label says "
+                           f"{given[ex.id]!r} (p {confidence[ex.id]:.2f})")
+        elif rule == "disagree":
+            keep = predicted == given[ex.id]
+            reason = (f"the {how} model agrees with the label {given[ex.id]!r} (p {confidence[ex.id]:.2f})" if keep
+                      else f"the {how} model predicts {predicted!r} (p {p[predicted]:.2f}), the label says "
+                           f"{given[ex.id]!r} (p {confidence[ex.id]:.2f})")
+        else:
+            keep = confidence[ex.id] >= threshold
+            reason = (f"p(label {given[ex.id]!r}) {confidence[ex.id]:.2f} {'>=' if keep else '<'} median "
+                      f"{threshold:.2f} under the {how} model")
+        decisions.append(Decision(ex.id, "keep" if keep else "drop", reason, scores))
+    return decisions
+
+
+@register_step("sample_as")
+def sample_as_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """Keep a seeded random subset as large as another variant's curated data (``variant: NAME``, listed
+    before this one in the recipe): the same-size random control."""
+    check_params("sample_as", params, ("variant", "seed"))
+    other = params.get("variant")
+    if not other:
+        raise ConfigError("recipe step 'sample_as': give variant: NAME (the curated variant to match in size)")
+    # ctx.out_dir is OUT/variants/THIS/stepI-NAME; the other variant's data is OUT/variants/OTHER/train.jsonl
+    data = ctx.out_dir.parent.parent / str(other) / "train.jsonl"
+    if not data.is_file():
+        raise ConfigError(f"recipe step 'sample_as': variant {other!r} has no data yet ({data}); list it before "
+                          "this variant in the recipe")
+    with open(data, encoding="utf-8") as f:
+        n = sum(1 for line in f if line.strip())
+    seed = int(params.get("seed", ctx.seed))
+    chosen = set(random.Random(seed).sample(range(len(examples)), min(n, len(examples))))
+    return [Decision(ex.id, "keep" if i in chosen else "drop",
+                     f"random sample of {n}/{len(examples)} (seed {seed}), the size of variant {other!r}"
+                     if i in chosen else f"not in the random sample of {n} (seed {seed}), the size of {other!r}")
+            for i, ex in enumerate(examples)]
