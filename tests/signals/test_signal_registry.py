@@ -72,3 +72,14 @@ def test_signal_set_combines_runs_and_refuses_ambiguity(tmp_path):
         both.values("confidance")
     with pytest.raises(SignalError, match="not in the given runs"):
         both.values("ifd")
+
+
+def test_listing_the_signals_loads_no_model_library():
+    """`tamis filter` and `tamis signals` must not pay for torch/transformers just to learn directions."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tamis.signals.registry import signal_specs; signal_specs(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'sacrebleu') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -8,7 +8,6 @@ containing "contradiction". s = mean over both orders of 1 − P(contradiction).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from tamis.models.base import ModelError
 
@@ -31,14 +30,16 @@ class NLISimilarity:
         self.identity = f"nli:{model}"
         self.batch_size, self.max_length = batch_size, max_length
 
-    @torch.inference_mode()
     def _p_contradiction(self, premises: list[str], hypotheses: list[str]) -> np.ndarray:
+        import torch  # here, not at import: registering the signals must not load torch
+
         out = []
-        for i in range(0, len(premises), self.batch_size):
-            enc = self.tokenizer(premises[i:i + self.batch_size], hypotheses[i:i + self.batch_size],
-                                 return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
-            probs = torch.softmax(self.model(**enc).logits.float(), dim=-1)
-            out.extend(probs[:, self.contradiction].tolist())
+        with torch.inference_mode():
+            for i in range(0, len(premises), self.batch_size):
+                enc = self.tokenizer(premises[i:i + self.batch_size], hypotheses[i:i + self.batch_size],
+                                     return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
+                probs = torch.softmax(self.model(**enc).logits.float(), dim=-1)
+                out.extend(probs[:, self.contradiction].tolist())
         return np.asarray(out)
 
     def non_contradiction(self, a: list[str], b: list[str]) -> np.ndarray:

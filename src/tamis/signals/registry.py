@@ -157,8 +157,9 @@ class SignalTable:
             for n, ex_id in enumerate(self.ids):
                 if ex_id in index:
                     column[n] = values[index[ex_id]]
+        mine = set(self.ids)
         for ex_id, notes in other.notes.items():
-            if ex_id in set(self.ids):
+            if ex_id in mine:
                 self.notes.setdefault(ex_id, []).extend(notes)
         self.counts.update(other.counts)
         return self
