@@ -58,7 +58,8 @@ def load_llm(spec: str | ModelSpec = DEFAULT_LLM, workspace: Any = None, *, cach
     if cache and workspace is not None:
         from tamis.models.cached import CachedLLM
 
-        llm = CachedLLM(llm, workspace.cache, chunk_size=int(spec.options.get("commit_every", 32)))
+        commit_every = spec.options.get("commit_every")
+        llm = CachedLLM(llm, workspace.cache, chunk_size=int(commit_every) if commit_every else None)
     return llm
 
 

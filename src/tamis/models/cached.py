@@ -4,6 +4,11 @@ Missing items are computed in chunks (sorted by length, so batches stay tight) a
 committed in one transaction. After a crash, the committed chunks are a prefix of the same sorted
 order, so the rest is recomputed in identical batches and the output matches an uninterrupted run.
 
+Chunks hold ``max(MIN_CHUNK, backend batch)`` items by default (``commit_every=N`` in the spec
+overrides): one backend batch per chunk, so the progress bar moves once per batch and a killed run
+loses at most one batch of work. The guarantee above holds for any chunk size, because chunks are
+cut from the same sorted list of missing items whether or not a run was interrupted.
+
 Backends whose items are independent requests (the HTTP backend) report what finished in a failed
 chunk (``partial_results`` on the exception, {position in the chunk: result}); those results are
 committed before the error goes on, so a server lost mid-chunk costs no finished work.
@@ -23,6 +28,15 @@ from tamis.store import CallCache, cache_key
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+MIN_CHUNK = 4  # one-at-a-time backends still commit a few items per transaction
+
+
+def commit_chunk_size(inner: LLM | Embedder, requested: int | None = None) -> int:
+    """Items per committed chunk: ``requested`` (``commit_every=``) if given, else one backend batch."""
+    if requested is not None:
+        return max(1, int(requested))
+    return max(MIN_CHUNK, int(getattr(inner, "batch_hint", 1) or 1))
 
 
 def cached_map(
@@ -59,11 +73,15 @@ def cached_map(
 class CachedLLM(LLM):
     """An LLM whose generate/logprobs results are read from and written to a CallCache."""
 
-    def __init__(self, inner: LLM, cache: CallCache, chunk_size: int = 32):
+    def __init__(self, inner: LLM, cache: CallCache, chunk_size: int | None = None):
         self.inner = inner
         self.spec = inner.spec
         self.cache = cache
-        self.chunk_size = chunk_size
+        self.chunk_size = commit_chunk_size(inner, chunk_size)
+
+    @property
+    def batch_hint(self) -> int:
+        return self.inner.batch_hint
 
     @property
     def identity(self) -> str:
