@@ -317,3 +317,22 @@ def test_logprobs_loads_tokenizer_before_worker_threads(scripted, monkeypatch):
     with pytest.raises(LogprobsUnavailable):
         client(scripted.url, tokenizer="smollm2", concurrency="4").logprobs([FRANCE] * 4, ["a", "b", "c", "d"])
     assert threads[0] == threading.main_thread().name
+
+
+# -- a row longer than the server's context ---------------------------------------------------------
+@pytest.mark.slow  # loads the SmolLM2 tokenizer (cached per process)
+def test_too_long_for_the_server_is_skipped_with_a_note(scripted):
+    # OpenAI's and vLLM's wording; the batch goes on, and the row says why it has no score
+    message = ("This model's maximum context length is 2048 tokens, however you requested 3001 tokens "
+               "(3000 in your prompt; 1 for the completion). Please reduce your prompt; or completion length.")
+    scripted.script = [(400, {}, {"error": {"message": message, "code": "context_length_exceeded"}}, 0)]
+    [result] = client(scripted.url, tokenizer="smollm2").logprobs([FRANCE], ["Paris. " * 1500])
+    assert result.skipped and "2048-token context" in result.note and result.n_tokens == 0
+
+
+@pytest.mark.slow
+def test_real_server_context_overflow_is_a_note(remote):
+    long_answer, short_answer = "Paris is lovely. " * 600, "Paris."
+    too_long, fine = remote.logprobs([FRANCE, FRANCE], [long_answer, short_answer])
+    assert too_long.skipped and f"{SERVER_SETTINGS['n_ctx']}-token context" in too_long.note
+    assert not fine.skipped and fine.n_tokens > 0

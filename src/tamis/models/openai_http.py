@@ -25,6 +25,7 @@ import email.utils
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -42,6 +43,7 @@ from tamis.models.base import (
     ModelError,
     ModelSpec,
     ResponseLogprobs,
+    skipped_logprobs,
 )
 from tamis.models.bundled import is_smollm2, smollm2_gguf_path
 from tamis.models.llamacpp import derive_seed, split_response
@@ -81,6 +83,23 @@ def _load_tokenizer(name: str) -> Any:
 
 class RequestRejected(ModelError):
     """The server refused the request with a 4xx other than 429; retrying cannot help."""
+
+
+# OpenAI, vLLM and llama-cpp-python's server all word a too-long request this way (code
+# "context_length_exceeded" where they give one)
+CONTEXT_EXCEEDED = re.compile(r"context_length_exceeded|maximum context length is (\d+)|exceeds? (the )?context",
+                              re.IGNORECASE)
+
+
+def context_exceeded_note(err: RequestRejected) -> str | None:
+    """The note for a scoring request the server refused as longer than its context, else None."""
+    match = CONTEXT_EXCEEDED.search(str(err))
+    if match is None:
+        return None
+    limit = next((g for g in match.groups() if g and g.isdigit()), None)
+    context = f"the server's {limit}-token context" if limit else "the server's context"
+    return (f"skipped: prompt + response are longer than {context} (the server refused it: {err}); "
+            "not scored; a llamacpp: or transformers: backend truncates the prompt from the left instead")
 
 
 class Cancelled(ModelError):
@@ -348,6 +367,9 @@ class OpenAILLM(LLM):
         try:
             body = self.post("completions", payload)
         except RequestRejected as err:
+            note = context_exceeded_note(err)
+            if note is not None:
+                return skipped_logprobs(note)  # one long row must not fail the batch, nor pass silently
             raise self._unavailable(f"it rejected an echo request ({err})") from err
         choices = body.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
