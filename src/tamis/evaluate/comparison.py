@@ -91,14 +91,17 @@ def compare_study(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, bas
     return result
 
 
-def detection(start: Sequence[Example], decisions_file: str | Path, flag: str) -> dict[str, Any] | None:
+def detection(start: Sequence[Example], decisions_file: str | Path, flag: str,
+              score: str = "label_confidence") -> dict[str, Any] | None:
     """Precision/recall of a variant's drops against rows flagged ``meta[flag]`` in the data it started
-    from; None when no starting row carries the flag (nothing to check against)."""
+    from (and, when its decisions carry a ``score`` where higher means cleaner, that score's AUROC as a
+    detector with a bootstrap CI); None when no starting row carries the flag (nothing to check)."""
     flagged = {ex.id for ex in start if ex.meta.get(flag)}
     if not flagged:
         return None
     ids = {ex.id for ex in start}
     dropped: set[str] = set()
+    scores: dict[str, float] = {}
     path = Path(decisions_file)
     if path.is_file():
         with open(path, encoding="utf-8") as f:
@@ -106,9 +109,19 @@ def detection(start: Sequence[Example], decisions_file: str | Path, flag: str) -
                 d = json.loads(line)
                 if d.get("action") == "drop" and d.get("id") in ids:
                     dropped.add(d["id"])
+                if isinstance((d.get("scores") or {}).get(score), (int, float)) and d.get("id") in ids:
+                    scores[d["id"]] = float(d["scores"][score])
     hits = len(dropped & flagged)
     kept = ids - dropped
-    return {"flag": flag, "n_start": len(ids), "n_flagged": len(flagged), "n_dropped": len(dropped),
+    found: dict[str, Any] = {}
+    if len(scores) == len(ids):
+        from tamis.evaluate.detection import detection_metrics
+
+        order = sorted(ids)
+        metrics = detection_metrics([scores[i] for i in order], [i in flagged for i in order], n_resamples=1000)
+        if "auroc" in metrics:
+            found = {"score": score, "auroc": metrics["auroc"]}
+    return found | {"flag": flag, "n_start": len(ids), "n_flagged": len(flagged), "n_dropped": len(dropped),
             "true_drops": hits,
             "precision": hits / len(dropped) if dropped else float("nan"),
             "recall": hits / len(flagged),

@@ -221,7 +221,7 @@ class NoisyLabelsParams(_Params):
     label_field: str = "label"
     labels: list[str] | None = None  # the label options [default: every label in the file, sorted]
     system: str | None = "You are a text classifier."  # short: every token is trained and scored on a CPU
-    instruction: str = "Label this text as one of: {options}."
+    instruction: str = "Label this text as one of: {options}.\n\n"  # the text follows
     n_train: int = Field(200, ge=2)
     n_test: int = Field(300, ge=1)
     noise: float = Field(0.3, ge=0, le=0.9)
@@ -266,7 +266,7 @@ def noisy_labels(p: NoisyLabelsParams, resolve: Resolver) -> dict[str, list[Exam
     noisy_ids = set(rng.sample([r["id"] for r in train], int(round(p.noise * len(train)))))
 
     def example(row: dict[str, Any], label: str, split: str, **meta: Any) -> Example:
-        user = p.instruction.format(options=", ".join(options)) + "\n\n" + row["text"]
+        user = p.instruction.format(options=", ".join(options)) + row["text"]
         messages = ([{"role": "system", "content": p.system}] if p.system else []) + [
             {"role": "user", "content": user}, {"role": "assistant", "content": label}]
         return chat_example(messages, id=row["id"], meta={"options": options, "split": split, **meta})

@@ -19,14 +19,14 @@ from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detecti
 from tamis.evaluate.run import EvalSettings, run_eval
 from tamis.io import read_dataset, write_dataset
 from tamis.manifest import Manifest
-from tamis.pipeline.label_curation import already_trained
+from tamis.pipeline.label_curation import already_trained, train_once
 from tamis.pipeline.recipe import Recipe
 from tamis.pipeline.sources import build_source
 from tamis.curate.steps import StepContext, get_step
 from tamis.progress import console
 from tamis.records import Example
 from tamis.store import Workspace, atomic_write_text
-from tamis.train.sft import SFTSettings, data_fingerprint, train_sft
+from tamis.train.sft import SFTSettings, data_fingerprint
 
 
 @dataclass
@@ -122,7 +122,7 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
                 console.print(f"[bold]{variant}[/] x {model} x seed {seed}: {len(examples)} training examples")
                 if not already_trained(model_dir, fingerprint, settings):
                     with manifest.stage(f"train:{variant}:{slug(model)}:{seed}"):
-                        train_sft(examples, settings, run, workspace)
+                        train_once(examples, settings, run, workspace)
                 versus = None
                 if pairwise is not None and variant != pairwise.baseline:
                     versus = str(out_dir / "runs" / pairwise.baseline / slug(model) / f"seed{seed}" / "eval")
@@ -185,7 +185,9 @@ def print_verdicts(comparison: dict[str, Any]) -> None:
             console.print(f"  detection by {variant}: dropped {d['n_dropped']} of {d['n_start']}, {d['true_drops']} of "
                           f"them flagged: precision {d['precision']:.2f}, recall {d['recall']:.2f} "
                           f"({d['n_flagged']} flagged; flagged share {d['flagged_share_before']:.0%} -> "
-                          f"{d['flagged_share_after']:.0%})")
+                          f"{d['flagged_share_after']:.0%})"
+                          + (f"; AUROC of {d['score']} {d['auroc']['value']:.2f} [{d['auroc']['ci_low']:.2f}, "
+                             f"{d['auroc']['ci_high']:.2f}]" if "auroc" in d else ""))
 
 
 def _share(x: float) -> str:

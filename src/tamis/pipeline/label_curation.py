@@ -10,6 +10,8 @@
   per-label thresholds keep a model that favours one label from dropping every example of another.
   ``disagree``: drop when the most likely label is not the given one (cleanlab's
   ``predicted_neq_given``). ``median``: drop when p(given label) is below its median (CLEAR's rule).
+  The warm-up takes SFT settings (``warmup:``); give it the study's own training settings (a YAML
+  anchor) and it is the raw variant's training, done once (``train_once``).
   ``folds: K`` (K >= 2) cross-fits: K LoRA runs, each trained on K-1 folds and scoring the held-out
   fold, so no example is scored by a model that saw it (cleanlab's out-of-fold probabilities).
 - ``sample_as``: a seeded random subset of the same size as another variant's curated data, the
@@ -18,9 +20,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +53,40 @@ def already_trained(model_dir: Path, fingerprint: str, settings: Any) -> bool:
     return saved.get("data_fingerprint") == fingerprint and saved.get("settings") == wanted
 
 
+def train_once(examples: list[Example], settings: Any, out_dir: Path, workspace: Any) -> Path:
+    """The adapter (or model) folder of ``settings`` trained on ``examples``: trained here, or copied from
+    the workspace's store of finished trainings (``WORKSPACE/trained/KEY``, keyed by the data fingerprint
+    and the settings), so a warm-up identical to a variant's own training (the raw variant's, when the
+    recipe gives both the same settings) runs once."""
+    from dataclasses import asdict
+
+    from tamis.train.sft import data_fingerprint, train_sft
+
+    fingerprint = data_fingerprint(examples)
+    model_dir = Path(out_dir) / ("adapter" if settings.lora else "model")
+    if already_trained(model_dir, fingerprint, settings):
+        return model_dir
+    blob = json.dumps([fingerprint, asdict(settings)], sort_keys=True, default=str)
+    shared = Path(workspace.root) / "trained" / hashlib.sha256(blob.encode()).hexdigest()[:16]
+    if already_trained(shared, fingerprint, settings):
+        shutil.copytree(shared, model_dir, dirs_exist_ok=True)
+        return model_dir
+    train_sft(examples, settings, out_dir, workspace)
+    partial = shared.with_name(shared.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(model_dir, partial)
+    shutil.rmtree(shared, ignore_errors=True)
+    partial.rename(shared)  # complete or absent: a killed copy is never mistaken for a finished training
+    return model_dir
+
+
 def _warm_up(examples: list[Example], model: str, warmup: dict[str, Any], seed: int, out_dir: Path,
              ctx: StepContext) -> str:
     """Fine-tune ``model`` on ``examples`` (reused when already trained); the tuned model's spec."""
     from tamis.train.settings import SFTSettings
-    from tamis.train.sft import data_fingerprint, train_sft
 
     settings = SFTSettings(**({"eval_fraction": 0.0} | warmup | {"model": model, "seed": seed}))
-    model_dir = out_dir / ("adapter" if settings.lora else "model")
-    if not already_trained(model_dir, data_fingerprint(examples), settings):
-        train_sft(examples, settings, out_dir, ctx.workspace)
-    return f"transformers:{model_dir}"
+    return f"transformers:{train_once(examples, settings, out_dir, ctx.workspace)}"
 
 
 def _label_probabilities(spec: str, examples: list[Example], options: list[str] | None,

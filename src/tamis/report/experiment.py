@@ -87,7 +87,10 @@ def verdict_section(report: HtmlReport, comparison: dict[str, Any]) -> None:
         report.table([{"variant": v, "dropped": d["n_dropped"], "flagged dropped": d["true_drops"],
                        "precision": d["precision"], "recall": d["recall"],
                        "flagged share before": _share(d["flagged_share_before"]),
-                       "flagged share after": _share(d["flagged_share_after"])} for v, d in detection.items()],
+                       "flagged share after": _share(d["flagged_share_after"]),
+                       "AUROC of its score": (f"{d['score']} {d['auroc']['value']:.2f} [{d['auroc']['ci_low']:.2f}, "
+                                              f"{d['auroc']['ci_high']:.2f}]" if "auroc" in d else "")}
+                      for v, d in detection.items()],
                      caption=f"detection against the injected flaws (meta.{next(iter(detection.values()))['flag']}) "
                              "of the training data each variant started from")
 
