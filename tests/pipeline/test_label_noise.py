@@ -11,7 +11,7 @@ import pytest
 
 from tamis.curate.steps import StepContext, get_step
 from tamis.errors import ConfigError
-from tamis.evaluate.comparison import compare_study, detection
+from tamis.evaluate.comparison import compare_study, detection, verdict_lines
 from tamis.io import DataError
 import tamis.pipeline.label_curation  # noqa: F401  (registers label_filter and sample_as)
 from tamis.pipeline.demo import demo_sms_path
@@ -108,6 +108,9 @@ def test_compare_study_reads_per_item_scores_and_gives_verdicts(tmp_path: Path) 
     assert "no difference detected at this size" in verdicts["random"]
     shares = {r["variant"]: r["share"] for r in entry["recovered"]}
     assert shares["curated"] == pytest.approx(2 / 3) and shares["random"] == 0
+    lines = verdict_lines(result)
+    assert lines[0].startswith("Verdicts (m; paired bootstrap over 300 test items x 2 seed(s)")
+    assert any(line.strip().startswith("curated recovers 67% [") for line in lines)
 
 
 def test_recipe_compare_names_must_be_variants(tmp_path: Path) -> None:

@@ -127,3 +127,31 @@ def detection(start: Sequence[Example], decisions_file: str | Path, flag: str,
             "recall": hits / len(flagged),
             "flagged_share_before": len(flagged) / len(ids),
             "flagged_share_after": len(kept & flagged) / len(kept) if kept else float("nan")}
+
+
+def _share(x: float) -> str:
+    return "n/a" if x != x else f"{x:.0%}"
+
+
+def verdict_lines(comparison: Mapping[str, Any]) -> list[str]:
+    """The study's answer as text lines: per model the verdicts, recovered gap shares, then detection."""
+    lines = []
+    for model, entry in comparison.get("models", {}).items():
+        lines.append(f"Verdicts ({model}; paired bootstrap over {entry['n_items']} test items x {entry['n_seeds']} "
+                     f"seed(s), {comparison['n_resamples']} resamples, 95% CI):")
+        lines += [f"  {d['verdict']}" for d in entry["differences"]]
+        for r in entry.get("recovered", []):
+            lines.append(f"  {r['variant']} recovers {_share(r['share'])} [{_share(r['low'])}, {_share(r['high'])}] of "
+                         f"the {comparison['baseline']} -> {comparison['oracle']} gap"
+                         + ("" if r["gap_detected"] else " (the gap itself is not detected at this size)"))
+    for variant, d in comparison.get("detection", {}).items():
+        if not d["n_dropped"]:
+            continue
+        line = (f"  detection by {variant}: dropped {d['n_dropped']} of {d['n_start']}, {d['true_drops']} of them "
+                f"flagged: precision {d['precision']:.2f}, recall {d['recall']:.2f} ({d['n_flagged']} flagged; "
+                f"flagged share {d['flagged_share_before']:.0%} -> {d['flagged_share_after']:.0%})")
+        if "auroc" in d:
+            a = d["auroc"]
+            line += f"; AUROC of {d['score']} {a['value']:.2f} [{a['ci_low']:.2f}, {a['ci_high']:.2f}]"
+        lines.append(line)
+    return lines

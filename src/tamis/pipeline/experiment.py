@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tamis.curate.decisions import apply_decisions, write_decisions
-from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detection
+from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detection, verdict_lines
 from tamis.evaluate.run import EvalSettings, run_eval
 from tamis.io import read_dataset, write_dataset
 from tamis.manifest import Manifest
@@ -171,27 +171,8 @@ def study_comparison(recipe: Recipe, rows: list[dict[str, Any]], out_dir: Path,
 
 def print_verdicts(comparison: dict[str, Any]) -> None:
     """The study's answer on the terminal: one verdict line per variant, then detection quality."""
-    for model, entry in comparison.get("models", {}).items():
-        console.print(f"[bold]Verdicts[/] ({model}; paired bootstrap over {entry['n_items']} test items x "
-                      f"{entry['n_seeds']} seed(s), {comparison['n_resamples']} resamples, 95% CI):")
-        for d in entry["differences"]:
-            console.print(f"  {d['verdict']}")
-        for r in entry.get("recovered", []):
-            console.print(f"  {r['variant']} recovers {_share(r['share'])} [{_share(r['low'])}, {_share(r['high'])}] "
-                          f"of the {comparison['baseline']} -> {comparison['oracle']} gap"
-                          + ("" if r["gap_detected"] else " (the gap itself is not detected at this size)"))
-    for variant, d in comparison.get("detection", {}).items():
-        if d["n_dropped"]:
-            console.print(f"  detection by {variant}: dropped {d['n_dropped']} of {d['n_start']}, {d['true_drops']} of "
-                          f"them flagged: precision {d['precision']:.2f}, recall {d['recall']:.2f} "
-                          f"({d['n_flagged']} flagged; flagged share {d['flagged_share_before']:.0%} -> "
-                          f"{d['flagged_share_after']:.0%})"
-                          + (f"; AUROC of {d['score']} {d['auroc']['value']:.2f} [{d['auroc']['ci_low']:.2f}, "
-                             f"{d['auroc']['ci_high']:.2f}]" if "auroc" in d else ""))
-
-
-def _share(x: float) -> str:
-    return "n/a" if x != x else f"{x:.0%}"
+    for line in verdict_lines(comparison):
+        console.print(line, markup=False, highlight=False)
 
 
 def run_study(recipe: Any, workspace: Workspace, out: str | Path | None = None) -> Any:
