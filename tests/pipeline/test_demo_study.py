@@ -5,6 +5,7 @@ and the study's answer (verdicts, recovered gap share, detection) in comparison.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,24 @@ def test_demo_study_tiny(workspace, tmp_path):
     # a rerun reuses every finished stage and computes the same answer
     again = run_experiment(load_recipe(demo_recipe_path(), TINY), workspace, tmp_path / "out")
     assert json.dumps(again.comparison["models"]) == json.dumps(result.comparison["models"])
+
+
+def test_cross_fitted_label_filter_scores_each_row_with_a_model_that_did_not_see_it(workspace, tmp_path):
+    """folds: 2 trains one warm-up per fold on the other fold and scores each row once, out of fold."""
+    import tamis.pipeline.label_curation  # noqa: F401  (registers label_filter)
+    from tamis.curate.steps import StepContext, get_step
+    from tamis.pipeline.builders import NoisyLabelsParams, noisy_labels
+    from tamis.pipeline.demo import demo_sms_path
+    from tamis.train.sft import TRAINING_INFO, data_fingerprint
+
+    train = noisy_labels(NoisyLabelsParams(path=str(demo_sms_path()), n_train=8, n_test=2, noise=0.5), Path)["train"]
+    ctx = StepContext(workspace=workspace, out_dir=tmp_path / "step")
+    decisions = get_step("label_filter")(train, {"folds": 2, "warmup": {"max_steps": 1, "batch_size": 4}}, ctx)
+    assert [d.id for d in decisions] == [ex.id for ex in train]
+    assert all("cross-fitted" in d.reason for d in decisions)
+    assert all(0 <= d.scores["label_confidence"] <= 1 for d in decisions)
+    seen = set()
+    for k in range(2):
+        info = json.loads((tmp_path / "step" / f"fold{k}" / "adapter" / TRAINING_INFO).read_text())
+        seen.add(info["data_fingerprint"])
+    assert len(seen) == 2 and data_fingerprint(train) not in seen  # each fold trained on part of the data

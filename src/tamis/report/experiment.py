@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from tamis.report.html import HtmlReport
+from tamis.store import atomic_write_text
 from tamis.report.plots import bar_chart, curve_chart
 
 
@@ -120,6 +121,31 @@ def dropped_section(report: HtmlReport, out_dir: Path, variants: list[str], limi
                                                                           else ""))
 
 
+def markdown_summary(rows: list[dict[str, Any]], comparison: dict[str, Any]) -> str:
+    """The study's answer as Markdown (``summary.md``, docs/RESULTS.md): verdicts, the results table with
+    CIs, recovered gap shares and detection quality."""
+    from tamis.evaluate.comparison import verdict_lines
+    from tamis.report.html import markdown_table
+
+    parts = ["\n".join(f"- {line.strip()}" if line.startswith("  ") else f"\n**{line}**\n" for line in
+                        verdict_lines(comparison)).strip()]
+    metrics = metric_names(rows)
+    parts.append(markdown_table(display_rows(aggregate(rows), metrics)))
+    for entry in comparison.get("models", {}).values():
+        if entry.get("recovered"):
+            parts.append(markdown_table([{"variant": r["variant"], "recovered share": _share(r["share"]),
+                                          "95% CI": f"[{_share(r['low'])}, {_share(r['high'])}]"}
+                                         for r in entry["recovered"]]))
+    detection = comparison.get("detection") or {}
+    if detection:
+        parts.append(markdown_table([{"variant": v, "dropped": d["n_dropped"], "flagged dropped": d["true_drops"],
+                                      "precision": d["precision"], "recall": d["recall"],
+                                      "flagged share before → after": f"{_share(d['flagged_share_before'])} → "
+                                                                      f"{_share(d['flagged_share_after'])}"}
+                                     for v, d in detection.items()], digits=2))
+    return "\n\n".join(parts) + "\n"
+
+
 def write_experiment_report(recipe: Any, rows: list[dict[str, Any]], out_dir: Path,
                             comparison: dict[str, Any] | None = None) -> Path:
     table = aggregate(rows)
@@ -128,6 +154,8 @@ def write_experiment_report(recipe: Any, rows: list[dict[str, Any]], out_dir: Pa
     if recipe.description:
         report.paragraph(recipe.description)
     verdict_section(report, comparison or {})
+    if comparison:
+        atomic_write_text(out_dir / "summary.md", markdown_summary(rows, comparison))
     report.paragraph(f"{len(recipe.variants)} data variants x {len(recipe.models)} models x {len(recipe.seeds)} seeds; "
                      "values are means over seeds with the mean bootstrap 95% CI of the test-set metric.", note=True)
     if getattr(recipe.eval, "pairwise", None) is not None:
