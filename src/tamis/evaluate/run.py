@@ -1,4 +1,5 @@
-"""The evaluation job: generate on a test set (batched, cached) and score against the references.
+"""The evaluation job: generate on a test set (batched, cached) and score against the references, or,
+with ``scoring="options"``, predict the most likely label option (``tamis.evaluate.choices``).
 
 Writes per-example outputs and scores (``outputs.jsonl``), a summary with bootstrap CIs
 (``summary.json``) and a manifest. Human ratings from a file (id, score[, rater]) are joined in and

@@ -2,7 +2,13 @@
 
 Every stage leaves a completion record, so an interrupted study started again skips what is done:
 a variant's data is reused when its recipe hash matches, a trained adapter when its data
-fingerprint matches, an evaluation when its summary exists (and every generation is cached anyway).
+fingerprint matches (``train_once`` also reuses an identical training from anywhere in the workspace),
+and every model call of an evaluation comes from the call cache.
+
+The study then answers its question (``study_comparison``, ``tamis.evaluate.comparison``): each variant
+against the baseline by a paired bootstrap over the test items and seeds, the share of the noise gap
+recovered when an oracle variant exists, and detection quality against injected flaws; written to
+``comparison.json``, printed, and at the top of the report.
 """
 
 from __future__ import annotations
