@@ -21,10 +21,12 @@ def test_acknowledged_saves_survive_sigkill(db_url, tmp_path, server_factory):
     acked: list[tuple[int, int, str]] = []
     lock = threading.Lock()
     stop = threading.Event()
+    ready = threading.Barrier(4)  # the three annotators and the test: all logged in before the saves start
 
     def annotate(name: str) -> None:
         client, csrf = login(server.url, name)
         aid, _ = claim(client, csrf, seeded.projects["A"])
+        ready.wait(180)
         base, k = 0, 0
         while not stop.is_set():
             text = f"{name} edit {k}"
@@ -42,6 +44,7 @@ def test_acknowledged_saves_survive_sigkill(db_url, tmp_path, server_factory):
     threads = [threading.Thread(target=annotate, args=(n,)) for n in ("ann", "bob", "cat")]
     for t in threads:
         t.start()
+    ready.wait(180)  # logins are slow on a loaded machine (argon2 runs at a low priority)
     deadline = time.time() + 30
     while len(acked) < 60 and time.time() < deadline:
         time.sleep(0.05)
