@@ -234,16 +234,16 @@ def _decision(item: Item, edits: list[dict[str, Any]], accepted: dict[str, Any] 
     scores = {"hter": [e["hter"] for e in edits if "hter" in e], "flags": sum(e["status"] == "flagged" for e in edits)}
     if accepted is None:
         if state == "rejected by reviewer":
-            return Decision(item.example_id, "reject", state, scores, step="studio")
+            return Decision(item.example_id, "drop", state, scores, step="studio")
         flagged = edits and all(e["status"] == "flagged" for e in edits)
         notes = "; ".join(e["flag_note"] for e in edits if e.get("flag_note"))
-        return Decision(item.example_id, "reject" if flagged else "review",
+        return Decision(item.example_id, "drop" if flagged else "review",
                         ("flagged by every annotator" if flagged else state) + (f" ({notes})" if notes else ""),
                         scores, step="studio")
     if accepted["messages"] == item.original:
         return Decision(item.example_id, "keep", f"post-editors left it unchanged ({accepted['by']})", scores,
                         step="studio")
-    return Decision(item.example_id, "correct", f"post-edited by {accepted['source']} ({accepted['by']})", scores,
+    return Decision(item.example_id, "edit", f"post-edited by {accepted['source']} ({accepted['by']})", scores,
                     step="studio", corrected=accepted["messages"])
 
 
