@@ -85,7 +85,9 @@ def convert(
     """Convert a data set between formats and file types (messages is the canonical form).
 
     Nothing is lost: the output may not be the input, and rejected rows always go to a quarantine
-    file beside the output (or to --quarantine)."""
+    file beside the output (or to --quarantine). CSV/TSV output is safe to open in a spreadsheet: a
+    text cell starting with = + - @, tab or carriage return gets a leading ' (OWASP), plain numbers
+    excepted; JSON output writes NaN and infinities as null."""
     from tamis.errors import ConfigError
     from tamis.io import read_dataset, write_dataset
     from tamis.io.reader import default_quarantine_path, same_file
