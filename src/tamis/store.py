@@ -127,7 +127,9 @@ class Workspace:
     @property
     def models_dir(self) -> Path:
         """Converted model weights; $TAMIS_MODELS shares one folder between workspaces."""
-        return writable_dir(os.environ.get("TAMIS_MODELS") or self.root / "models")
+        path = Path(os.environ.get("TAMIS_MODELS") or self.root / "models")
+        # a shared, read-only folder of converted models is fine for loading them
+        return path if path.is_dir() else writable_dir(path)
 
     def run_dir(self, name: str) -> Path:
         """A deterministic run folder, so that re-running the same command resumes in place."""
