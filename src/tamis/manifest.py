@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -13,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tamis.store import atomic_write_text
+from tamis.store import atomic_write_json
 
 TRACKED_PACKAGES = (
     "tamis", "torch", "transformers", "tokenizers", "sentence-transformers", "datasets", "pyarrow",
@@ -68,5 +67,5 @@ class Manifest:
         self.data["timings_s"]["total"] = round(time.perf_counter() - self._t0, 3)
         self.data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         path = Path(path)
-        atomic_write_text(path, json.dumps(self.data, indent=2, ensure_ascii=False, default=str) + "\n")
+        atomic_write_json(path, self.data, default=str)
         return path

@@ -21,7 +21,7 @@ from typing import Any
 
 from tamis.errors import OutputConflict, WorkspaceError
 from tamis.manifest import Manifest
-from tamis.store import atomic_write_text
+from tamis.store import atomic_write_json, atomic_write_text
 
 SETTINGS_FILE = "settings.json"
 COMPLETE_FILE = ".complete"
@@ -105,8 +105,7 @@ class Run:
         self.complete = marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest
         if not self.complete:
             marker.unlink(missing_ok=True)
-        atomic_write_text(saved_path, json.dumps({"command": self.command, "settings": self.settings},
-                                                 indent=2, sort_keys=True) + "\n")
+        atomic_write_json(saved_path, {"command": self.command, "settings": self.settings})
         return self
 
     def _digest(self) -> str:

@@ -137,7 +137,18 @@ def test_every_command_takes_config_and_scoring_outputs_are_run_folders():
         names = {p.name for p in cmd.params}
         assert "config" in names, path
         outs = [p for p in cmd.params if "--out" in getattr(p, "opts", [])]
-        if path[0] in ("score", "filter", "select", "correct", "evaluate-detector", "profile", "generate"):
+        writes = path[0] in ("score", "filter", "select", "correct", "evaluate-detector", "profile", "generate")
+        if writes and path != ("generate", "tasks"):
             assert outs and "folder" in (outs[0].help or "").lower(), path
             assert "workspace" in names, path
     assert seen > 25
+
+
+def test_unknown_backends_models_and_formats_fail_at_once(tmp_path):
+    data, run, _ = make_run(tmp_path)
+    res = invoke("score", "confidence", data, "-m", "transfomers:smollm2")
+    assert res.exit_code == 2 and "did you mean transformers?" in flat(res.output)
+    res = invoke("filter", data, "-s", run, "-f", "alpacca")
+    assert res.exit_code == 2 and "did you mean alpaca?" in flat(res.output)
+    res = invoke("profile", data, "-m", "transformers:smollm", "--no-embed", "-o", tmp_path / "p", "-w", tmp_path / "ws")
+    assert res.exit_code == 2 and "unknown model 'smollm'; did you mean smollm2?" in res.output

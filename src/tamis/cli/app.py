@@ -38,7 +38,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="TAMIS_WORKSPACE",
                             help="Workspace folder for runs, models and the call cache [default: ./tamis-workspace].")
-FormatOpt = typer.Option(None, "--format", "-f", help="Input format, if auto-detection should be overridden.")
+def _check_format(value: Optional[str]) -> Optional[str]:
+    """An unknown data format fails when the command line is parsed, with the closest known one."""
+    from tamis.errors import unknown
+    from tamis.io import FORMATS
+
+    if value is not None and value not in FORMATS:
+        raise typer.BadParameter(unknown("format", value, FORMATS))
+    return value
+
+
+def _check_model_spec(value: Optional[str]) -> Optional[str]:
+    """A model spec with an unknown backend fails when the command line is parsed."""
+    from tamis.errors import ModelError
+    from tamis.models.base import ModelSpec
+
+    if value and ":" in value and not value.startswith(("/", ".")):
+        try:
+            ModelSpec.parse(value)
+        except ModelError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+MODEL_SPEC_SETTINGS = ("model", "judge", "embedder", "answer_model", "judge_model", "versus")
+FormatOpt = typer.Option(None, "--format", "-f", help="Input format, if auto-detection should be overridden.",
+                         callback=_check_format)
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace an output folder made with other settings.")
 
 
@@ -159,6 +184,8 @@ def opt(cls: type, name: str, *flags: str, required: bool = False, **overrides: 
     if isinstance(default, tuple) and default is not ...:
         default = ",".join(default) if all(isinstance(x, str) for x in default) else list(default)
     callback = _check_setting(name, meta) if (meta.get("choices") or meta.get("range")) else None
+    if name in MODEL_SPEC_SETTINGS:
+        callback = _check_model_spec
     return typer.Option(default, *flags, help=help_text, callback=callback, **overrides)
 
 

@@ -24,6 +24,7 @@ def models_prepare(
 
 
 @models_app.command("list")
+@friendly_errors
 def models_list() -> None:
     """The backends and the bundled models."""
     table = Table("spec", "what")

@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 
 from tamis.errors import DataError
 from tamis.records import Example, Message
-from tamis.store import atomic_write_text
+from tamis.store import atomic_write_jsonl
 
 Action = Literal["keep", "drop", "edit", "review"]
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -74,7 +74,7 @@ class Decision:
 
 def write_decisions(decisions: Iterable[Decision], path: str | Path) -> Path:
     path = Path(path)
-    atomic_write_text(path, "".join(json.dumps(d.to_dict(), ensure_ascii=False) + "\n" for d in decisions))
+    atomic_write_jsonl(path, (d.to_dict() for d in decisions))
     return path
 
 

@@ -9,7 +9,7 @@ half. Examples without a score go to review (never silently kept or dropped).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tamis.curate.decisions import Decision

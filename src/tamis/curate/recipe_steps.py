@@ -18,7 +18,7 @@ from tamis.curate.decisions import Decision, action_counts
 from tamis.curate.filter import FilterRule, auto_filter
 from tamis.curate.steps import StepContext, check_params, register_step
 from tamis.records import Example
-from tamis.store import atomic_write_text
+from tamis.store import atomic_write_json, atomic_write_text
 
 _CONFIDENCE_KEYS = ("k", "temperature", "max_tokens", "alpha", "beta", "similarity", "reflection", "embedder",
                     "max_prompt_chars", "max_response_chars")
@@ -62,8 +62,7 @@ def auto_correct_step(examples: list[Example], params: dict[str, Any], ctx: Step
     judge = answer if judge_spec == answer_spec else load_llm(judge_spec, ctx.workspace)
     cfg = CorrectConfig(**{field: params[key] for key, field in _CORRECT_KEYS.items() if key in params}, seed=ctx.seed)
     decisions, counts = auto_correct(examples, filtered, answer, judge, cfg)
-    atomic_write_text(ctx.out_dir / "counts.json", json.dumps(counts | {"actions": action_counts(decisions)},
-                                                              indent=2) + "\n")
+    atomic_write_json(ctx.out_dir / "counts.json", counts | {"actions": action_counts(decisions)})
     return decisions
 
 

@@ -51,7 +51,7 @@ def quality_mask(batch_scores: np.ndarray, rule: str, top_k: int | None = None, 
         mask = np.zeros(len(batch_scores), dtype=bool)
         mask[order[:top_k]] = True
         return mask
-    raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    raise ConfigError(unknown("selection rule", rule, RULES))
 
 
 def cluster(features: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

@@ -101,19 +101,20 @@ def max_length_step(examples: list[Example], params: dict[str, Any], ctx: StepCo
 @register_step("likelihood_filter")
 def likelihood_filter_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
     """Drop the examples whose response is least likely under a model (per-token log-likelihood
-    below the ``quantile``, default 0.25): a cheap single-signal baseline for CLEAR's filter."""
+    below the ``quantile``, default 0.25): a cheap single-signal baseline for CLEAR's filter.
+    Rows the model could not score (e.g. longer than its context) go to review with the reason."""
+    from tamis.curate.policy import Policy
     from tamis.models import load_llm
     from tamis.signals.likelihood import response_likelihood
+    from tamis.signals.registry import SignalSet, SignalTable
 
+    check_params("likelihood_filter", params, ("model", "quantile"))
     llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
-    scores = {row["id"]: row["loglik_mean"] for row in response_likelihood(examples, llm)}
+    rows = response_likelihood(examples, llm)
+    for row in rows:
+        note = row.pop("loglik_note", None)
+        row["notes"] = [note] if note else []
     quantile = float(params.get("quantile", 0.25))
-    threshold = float(np.quantile(list(scores.values()), quantile)) if scores else 0.0
-    return [
-        Decision(ex.id, "keep", f"log-likelihood/token {scores[ex.id]:.3f} >= q{quantile:g} {threshold:.3f}",
-                 {"loglik_mean": scores[ex.id]})
-        if scores.get(ex.id, threshold) >= threshold
-        else Decision(ex.id, "drop", f"log-likelihood/token {scores[ex.id]:.3f} < q{quantile:g} {threshold:.3f}",
-                      {"loglik_mean": scores[ex.id]})
-        for ex in examples
-    ]
+    decisions, _ = Policy(keep=[f"loglik_mean>=q{quantile:g}"], step="").apply(
+        [ex.id for ex in examples], SignalSet([SignalTable.from_rows(rows)]))
+    return decisions

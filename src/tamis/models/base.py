@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from tamis.errors import ModelError
+from tamis.errors import ModelError, unknown
 
 ChatMessages = list[dict[str, str]]
 
@@ -44,6 +44,9 @@ class ModelSpec:
         if not spec:
             raise ModelError("empty model spec; expected BACKEND:MODEL, e.g. 'transformers:smollm2'")
         backend, sep, rest = spec.partition(":")
+        if sep and len(backend) > 1 and backend.replace("-", "").replace("_", "").isalnum() \
+                and backend not in KNOWN_BACKENDS and not rest.startswith(("/", "\\")):
+            raise ModelError(unknown("backend", backend, KNOWN_BACKENDS) + f" in model spec {spec!r}")
         # "C:/..." or "/abs/path" or "org/name": no backend given
         if not sep or "/" in backend or backend not in KNOWN_BACKENDS:
             backend, rest = default_backend, spec

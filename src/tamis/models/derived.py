@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from tamis.errors import unknown
 from tamis.models.base import ModelError, ModelSpec
 from tamis.models.bundled import SMOLLM2_GGUF, file_digest, is_smollm2, smollm2_gguf_path
 
@@ -65,7 +66,21 @@ def base_model_path(spec: ModelSpec, models_dir: Path) -> str:
     """The folder or Hub id holding the spec's full-size weights."""
     if is_smollm2(spec.model):
         return str(converted_smollm2_dir(models_dir))
+    if "/" not in spec.model and not Path(spec.model).exists() and not _in_hub_cache(spec.model):
+        # a bare name that is neither bundled, nor a folder, nor already downloaded: a typo, most likely;
+        # fail now rather than let the Hub client retry for a minute without a network
+        raise ModelError(f"{unknown('model', spec.model, ('smollm2',))}; give a bundled name, a folder "
+                         "or a Hugging Face id ORG/NAME")
     return spec.model
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an invalid repo id or no huggingface_hub: not cached
+        return False
 
 
 def model_path(spec: ModelSpec, models_dir: Path) -> str:

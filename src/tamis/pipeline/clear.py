@@ -31,11 +31,7 @@ from tamis.settings import setting
 from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
 from tamis.signals.quality_baselines import quality_baselines
 from tamis.signals.registry import SignalSet, SignalTable, read_signals, signal_specs
-from tamis.store import Workspace, atomic_write_text
-
-
-def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, default=float) + "\n" for r in rows)
+from tamis.store import Workspace, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 
 def read_input(data: str, fmt: str | None, out: Path, limit: int | None, manifest: Manifest) -> ReadResult:
@@ -119,7 +115,7 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool
         manifest.data["notes"] = note_counts(table)
         with manifest.stage("write"):
             manifest.output("signals", table.write(out))
-            atomic_write_text(out / "samples.jsonl", _jsonl([{"id": i, "samples": s} for i, s in report.samples.items()]))
+            atomic_write_jsonl(out / "samples.jsonl", ({"id": i, "samples": s} for i, s in report.samples.items()))
             atomic_write_text(out / "summary.md", score_summary(table, manifest.data["counts"], llm.identity))
         manifest.output("samples", out / "samples.jsonl")
         manifest.output("summary", out / "summary.md")
@@ -173,7 +169,7 @@ def materialise(read: ReadResult, decisions: list[Decision], out: Path, manifest
     kept, dropped = apply_decisions(read.examples, decisions)
     path, fmt = curated_path(out, name, read, output_format)
     manifest.output(name, write_dataset(kept, path, format=fmt))
-    atomic_write_text(out / "dropped.jsonl", _jsonl(dropped))
+    atomic_write_jsonl(out / "dropped.jsonl", dropped, default=float)
     manifest.output("dropped", out / "dropped.jsonl")
     manifest.count(**action_counts(decisions))
     return path
@@ -341,7 +337,7 @@ def run_evaluate_detector(job: DetectorJob, workspace: Workspace | None = None, 
         rows = [{"id": i} | {n: values[n].get(i) for n in directions} for i in ids]
         manifest.count(evaluated=len(rows), bad=len(bad & set(ids)), without_scores=len(evaluated - signals.ids))
         results = evaluate_signals(rows, bad, directions, n_resamples=job.resamples)
-        atomic_write_text(out / "detection.json", json.dumps(results, indent=2) + "\n")
+        atomic_write_json(out / "detection.json", results)
         manifest.output("detection", out / "detection.json")
         counts = run.finish()["counts"]
     return DetectorResult(out, results, counts)

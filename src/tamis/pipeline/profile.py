@@ -8,7 +8,6 @@ through the workspace cache, so a killed run started again recomputes nothing th
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,13 @@ import numpy as np
 from tamis.io import read_dataset
 from tamis.models import DEFAULT_EMBEDDER, DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
-from tamis.signals.likelihood import response_likelihood
+from tamis.signals.likelihood import likelihood_counts, response_likelihood
 from tamis.signals.diversity import nearest_other
 from tamis.signals.stats import example_stats
 from tamis.runs import Run
 from tamis.settings import setting
 from tamis.signals.registry import SignalTable
-from tamis.store import Workspace, atomic_write_text
+from tamis.store import Workspace, atomic_write_jsonl, atomic_write_text
 
 NEAR_DUPLICATE = 0.95
 
@@ -87,9 +86,13 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
         tokenizer = llm.tokenizer
         with manifest.stage("likelihood"):
             hits0 = workspace.cache.hits
-            for row in response_likelihood(examples, llm):
+            scored = response_likelihood(examples, llm)
+            for row in scored:
+                note = row.pop("loglik_note", None)
+                if note:
+                    rows[row["id"]].setdefault("notes", []).append(note)
                 rows[row["id"]].update(row)
-            manifest.count(likelihood_cached=workspace.cache.hits - hits0)
+            manifest.count(likelihood_cached=workspace.cache.hits - hits0, **likelihood_counts(scored))
     with manifest.stage("stats"):
         for row in example_stats(examples, tokenizer):
             rows[row["id"]].update(row)
@@ -113,8 +116,7 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
     with manifest.stage("write"):
         signals = [rows[ex.id] for ex in examples]
         table = SignalTable.from_rows(signals)
-        scored_lines = [json.dumps(ex.to_dict() | {"signals": rows[ex.id]}, ensure_ascii=False) for ex in examples]
-        atomic_write_text(out / "scored.jsonl", "\n".join(scored_lines) + "\n")
+        atomic_write_jsonl(out / "scored.jsonl", (ex.to_dict() | {"signals": rows[ex.id]} for ex in examples))
         table.write(out)
         flagged = lowest_likelihood(signals, examples)
         result = ProfileResult(out, manifest.data["counts"], table, signals, flagged, near,
@@ -132,7 +134,7 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
 def lowest_likelihood(signals: list[dict[str, Any]], examples: list[Example], k: int = 8) -> list[dict[str, Any]]:
     """The examples the model finds least likely: the first place to look for bad targets."""
     by_id = {ex.id: ex for ex in examples}
-    scored = [s for s in signals if "loglik_mean" in s]
+    scored = [s for s in signals if s.get("loglik_mean") is not None]
     scored.sort(key=lambda s: s["loglik_mean"])
     return [
         {"id": s["id"], "loglik_mean": s["loglik_mean"], "prompt": by_id[s["id"]].prompt_text,
@@ -149,7 +151,7 @@ def _clip(text: str, n: int = 70) -> str:
 def summary_markdown(result: ProfileResult, read_summary: str, models: dict[str, str]) -> str:
     lines = ["# tamis profile", "", f"- data: {read_summary}"]
     lines += [f"- {role}: `{identity}`" for role, identity in models.items()]
-    scored = [s for s in result.signals if "loglik_mean" in s]
+    scored = [s for s in result.signals if s.get("loglik_mean") is not None]
     if scored:
         means = np.array([s["loglik_mean"] for s in scored])
         lines += [f"- response log-likelihood per token: median {np.median(means):.3f}, "

@@ -42,7 +42,7 @@ def choice_logprobs(llm: LLM, prompts: list[ChatMessages], choices: list[str]) -
 
 
 def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: list[str]) -> np.ndarray:
-    from tamis.models.cached import cached_map
+    from tamis.models.cached import cached_map, commit_chunk_size
 
     def compute(chunk: list[ChatMessages]) -> list[list[float]]:
         return _next_token_logprobs(llm, chunk, choices)
@@ -53,7 +53,7 @@ def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: 
         cache, prompts,
         key=lambda p: cache_key(llm.identity, "choice_logprobs", p, choices),
         compute=compute, size=lambda p: sum(len(m["content"]) for m in p),
-        chunk_size=32, description="reading choice probabilities",
+        chunk_size=commit_chunk_size(llm), description="reading choice probabilities",
     )
     return np.asarray(values, dtype=np.float64)
 

@@ -13,6 +13,17 @@ from typing import Any
 
 from tamis.models.base import LLM
 from tamis.records import Example
+from tamis.signals.registry import register_signal
+
+_LL = dict(needs=("llm",), produced_by="tamis profile, tamis score confidence")
+register_signal("loglik_mean", "higher", "log p(response | prompt) per token: how likely the model finds the target",
+                range=(None, 0.0), **_LL)
+register_signal("loglik_sum", "higher", "summed log p(response | prompt) (favours short responses)",
+                range=(None, 0.0), **_LL)
+register_signal("perplexity", "lower", "exp(-loglik_mean) of the response", range=(1.0, None), **_LL)
+register_signal("loglik_tokens", "none", "response tokens scored", range=(0.0, None), **_LL)
+register_signal("loglik_context_dropped", "none", "prompt tokens cut from the left to fit the context",
+                range=(0.0, None), **_LL)
 
 
 def response_likelihood(examples: list[Example], llm: LLM) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ are always written beside the chosen approximation, as the baseline.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
