@@ -48,12 +48,12 @@ def _check_format(value: Optional[str]) -> Optional[str]:
     return value
 
 
-def _check_model_spec(value: Optional[str]) -> Optional[str]:
+def _check_model_spec(value: Any) -> Any:
     """A model spec with an unknown backend fails when the command line is parsed."""
     from tamis.errors import ModelError
     from tamis.models.base import ModelSpec
 
-    if value and ":" in value and not value.startswith(("/", ".")):
+    if isinstance(value, str) and ":" in value and not value.startswith(("/", ".")):
         try:
             ModelSpec.parse(value)
         except ModelError as exc:
