@@ -139,3 +139,35 @@ def test_confident_rule_uses_per_label_thresholds() -> None:
     assert confident == {"e2", "e5"}
     median = {d.id for d in label_decisions(examples, probs, "median") if d.action == "drop"}
     assert median == {"e0", "e1", "e2"}  # p(given) 0.45 0.40 0.05 0.90 0.85 0.50: median 0.475
+
+
+def test_neighbour_vote_drops_labels_their_neighbours_contradict() -> None:
+    """Two tight clusters; one 'spam' sits inside the ham cluster: its neighbours vote it out."""
+    import numpy as np
+
+    from tamis.pipeline.label_curation import neighbour_decisions
+
+    rng = np.random.default_rng(0)
+    centres = {"ham": np.array([1.0, 0, 0]), "spam": np.array([0, 1.0, 0])}
+    truth = ["ham"] * 6 + ["spam"] * 6
+    vectors = np.stack([centres[t] + rng.normal(0, 0.05, 3) for t in truth])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = list(truth)
+    labels[2] = "spam"  # a wrong label
+    examples = [chat_example([{"role": "user", "content": f"t{i}"}, {"role": "assistant", "content": label}],
+                             id=f"e{i}") for i, label in enumerate(labels)]
+    decisions = neighbour_decisions(examples, labels, vectors, k=4)
+    assert [d.id for d in decisions if d.action == "drop"] == ["e2"]
+    assert decisions[2].scores["neighbour_agreement"] == 0 and "4 of its 4 nearest neighbours are labelled 'ham'" \
+        in decisions[2].reason
+
+
+def test_answers_map_labels_to_the_words_the_model_says(tmp_path: Path) -> None:
+    splits = _build(tmp_path, n_train=20, n_test=10, noise=0.5, answers={"spam": "yes", "ham": "no"})
+    assert {ex.response for ex in splits["test"]} == {"yes", "no"}
+    assert all(ex.meta["options"] == ["no", "yes"] for ex in splits["train"])
+    for noisy, clean in zip(splits["train"], splits["clean"]):
+        assert clean.response == noisy.meta["clean_label"] and (noisy.response != clean.response) == \
+            noisy.meta["label_noise"]
+    with pytest.raises(DataError, match="the same answer"):
+        _build(tmp_path, answers={"spam": "yes", "ham": "yes"})

@@ -92,9 +92,9 @@ def compare_study(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, bas
 
 
 def detection(start: Sequence[Example], decisions_file: str | Path, flag: str,
-              score: str = "label_confidence") -> dict[str, Any] | None:
+              score_keys: tuple[str, ...] = ("label_confidence", "neighbour_agreement")) -> dict[str, Any] | None:
     """Precision/recall of a variant's drops against rows flagged ``meta[flag]`` in the data it started
-    from (and, when its decisions carry a ``score`` where higher means cleaner, that score's AUROC as a
+    from (and, when its decisions carry one of ``score_keys`` (higher = cleaner), that score's AUROC as a
     detector with a bootstrap CI); None when no starting row carries the flag (nothing to check)."""
     flagged = {ex.id for ex in start if ex.meta.get(flag)}
     if not flagged:
@@ -109,8 +109,11 @@ def detection(start: Sequence[Example], decisions_file: str | Path, flag: str,
                 d = json.loads(line)
                 if d.get("action") == "drop" and d.get("id") in ids:
                     dropped.add(d["id"])
-                if isinstance((d.get("scores") or {}).get(score), (int, float)) and d.get("id") in ids:
-                    scores[d["id"]] = float(d["scores"][score])
+                found_key = next((key for key in score_keys if isinstance((d.get("scores") or {}).get(key),
+                                                                          (int, float))), None)
+                if found_key is not None and d.get("id") in ids:
+                    score = found_key
+                    scores[d["id"]] = float(d["scores"][found_key])
     hits = len(dropped & flagged)
     kept = ids - dropped
     found: dict[str, Any] = {}

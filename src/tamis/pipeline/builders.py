@@ -220,6 +220,7 @@ class NoisyLabelsParams(_Params):
     text_field: str = "text"
     label_field: str = "label"
     labels: list[str] | None = None  # the label options [default: every label in the file, sorted]
+    answers: dict[str, str] = Field(default_factory=dict)  # the answer the model gives for a label (spam: "yes")
     system: str | None = "You are a text classifier."  # short: every token is trained and scored on a CPU
     instruction: str = "Label this text as one of: {options}.\n\n"  # the text follows
     n_train: int = Field(200, ge=2)
@@ -235,7 +236,8 @@ def noisy_labels(p: NoisyLabelsParams, resolve: Resolver) -> dict[str, list[Exam
     """Labelled texts as chat classification with a seeded share of training labels made wrong.
 
     Each row becomes ``[system], user: instruction + text, assistant: label`` with ``meta.options``
-    (the label set, for option scoring). Texts are deduplicated; ``balanced`` takes the same number of
+    (the label set, for option scoring; ``answers`` maps a data label to the answer the model gives,
+    e.g. spam -> "yes" for "Is this message spam?"). Texts are deduplicated; ``balanced`` takes the same number of
     rows per label. ``noise`` x n_train training rows (chosen at random) get a wrong label drawn
     uniformly from the other options; every training row records ``meta.label_noise`` (injected or
     not) and ``meta.clean_label``. Splits: ``train`` (noisy), ``clean`` (the same rows with their
@@ -264,19 +266,23 @@ def noisy_labels(p: NoisyLabelsParams, resolve: Resolver) -> dict[str, list[Exam
         raise DataError(f"{resolve(p.path)}: {len(train)} training / {len(test)} test texts available "
                         f"(n_train={p.n_train}, n_test={p.n_test}, balanced={p.balanced}, max_chars={p.max_chars})")
     noisy_ids = set(rng.sample([r["id"] for r in train], int(round(p.noise * len(train)))))
+    answer = {label: p.answers.get(label, label) for label in options}
+    if len(set(answer.values())) != len(answer):
+        raise DataError(f"builder noisy_labels: answers {answer} give two labels the same answer")
 
     def example(row: dict[str, Any], label: str, split: str, **meta: Any) -> Example:
-        user = p.instruction.format(options=", ".join(options)) + row["text"]
+        user = p.instruction.format(options=", ".join(answer[o] for o in options)) + row["text"]
         messages = ([{"role": "system", "content": p.system}] if p.system else []) + [
-            {"role": "user", "content": user}, {"role": "assistant", "content": label}]
-        return chat_example(messages, id=row["id"], meta={"options": options, "split": split, **meta})
+            {"role": "user", "content": user}, {"role": "assistant", "content": answer[label]}]
+        return chat_example(messages, id=row["id"], meta={"options": [answer[o] for o in options], "split": split,
+                                                          "label": label, **meta})
 
     noisy, clean = [], []
     for row in train:
         wrong = row["id"] in noisy_ids
         label = rng.choice([o for o in options if o != row["label"]]) if wrong else row["label"]
-        noisy.append(example(row, label, "train", label_noise=wrong, clean_label=row["label"]))
-        clean.append(example(row, row["label"], "clean", label_noise=False, clean_label=row["label"]))
+        noisy.append(example(row, label, "train", label_noise=wrong, clean_label=answer[row["label"]]))
+        clean.append(example(row, row["label"], "clean", label_noise=False, clean_label=answer[row["label"]]))
     return {"train": noisy, "clean": clean, "test": [example(r, r["label"], "test") for r in test]}
 
 

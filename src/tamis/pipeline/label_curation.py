@@ -14,6 +14,8 @@
   anchor) and it is the raw variant's training, done once (``train_once``).
   ``folds: K`` (K >= 2) cross-fits: K LoRA runs, each trained on K-1 folds and scoring the held-out
   fold, so no example is scored by a model that saw it (cleanlab's out-of-fold probabilities).
+- ``neighbour_vote``: label-noise detection with no training on the noisy labels: the labels of each
+  example's nearest neighbours in a pretrained embedding space vote (SimiFeat-style).
 - ``sample_as``: a seeded random subset of the same size as another variant's curated data, the
   control that separates "less data" from "better data".
 """
@@ -192,3 +194,49 @@ def sample_as_step(examples: list[Example], params: dict[str, Any], ctx: StepCon
                      f"random sample of {n}/{len(examples)} (seed {seed}), the size of variant {other!r}"
                      if i in chosen else f"not in the random sample of {n} (seed {seed}), the size of {other!r}")
             for i, ex in enumerate(examples)]
+
+
+NEIGHBOUR_KEYS = ("embedder", "k")
+
+
+@register_step("neighbour_vote")
+def neighbour_vote_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """Drop examples whose label most of their nearest neighbours disagree with.
+
+    Label-noise detection without training a model on the noisy labels (SimiFeat-style, Zhu et al.,
+    ICML 2022): embed every example's prompt with a pretrained encoder (the bundled MiniLM), take its
+    ``k`` nearest other examples by cosine similarity, and drop it when another label is more common
+    among them than its own (a plain majority: no threshold to tune; ties keep). The score is the
+    share of neighbours that carry its label (higher = cleaner)."""
+    from tamis.models import DEFAULT_EMBEDDER, load_embedder
+
+    check_params("neighbour_vote", params, NEIGHBOUR_KEYS)
+    k = int(params.get("k", 10))
+    if k < 1 or k >= len(examples):
+        raise ConfigError(f"recipe step 'neighbour_vote': k must lie in [1, {len(examples) - 1}], got {k}")
+    embedder = load_embedder(params.get("embedder", DEFAULT_EMBEDDER), ctx.workspace)
+    vectors = embedder.embed([ex.prompt_text if ex.kind == "chat" else ex.text or "" for ex in examples])
+    labels = [(ex.response or ex.label or "").strip() for ex in examples]
+    return neighbour_decisions(examples, labels, np.asarray(vectors, dtype=float), k)
+
+
+def neighbour_decisions(examples: list[Example], labels: list[str], vectors: np.ndarray, k: int) -> list[Decision]:
+    """Keep/drop by the labels of each example's k nearest neighbours (unit vectors, cosine similarity)."""
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)  # an example is not its own neighbour
+    decisions = []
+    for i, ex in enumerate(examples):
+        nearest = np.argsort(-similarity[i], kind="stable")[:k]
+        votes: dict[str, int] = {}
+        for j in nearest:
+            votes[labels[j]] = votes.get(labels[j], 0) + 1
+        own = votes.get(labels[i], 0)
+        rival = max((label for label in votes if label != labels[i]), key=lambda label: votes[label], default=None)
+        agreement = own / k
+        if rival is not None and votes[rival] > own:
+            decisions.append(Decision(ex.id, "drop", f"{votes[rival]} of its {k} nearest neighbours are labelled "
+                                                     f"{rival!r}, {own} {labels[i]!r} like it", {"neighbour_agreement": agreement}))
+        else:
+            decisions.append(Decision(ex.id, "keep", f"{own} of its {k} nearest neighbours share its label "
+                                                     f"{labels[i]!r}", {"neighbour_agreement": agreement}))
+    return decisions
