@@ -6,7 +6,7 @@ The public API is this small namespace (heavy libraries load on first use)::
     data = tamis.read_dataset("train.jsonl", quarantine="rejected.jsonl")
     ws = tamis.Workspace()                       # ./tamis-workspace: runs, models, call cache
     llm = tamis.load_llm("transformers:smollm2", ws)
-    scores = tamis.response_likelihood(data.examples, llm)
+    scores = tamis.response_likelihood(data.examples, llm)   # a SignalTable keyed by example id
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import torch
 from tamis.models import load_llm
 from tamis.models.base import ResponseLogprobs, fit_to_context
 from tamis.records import Message, chat_example
-from tamis.signals.likelihood import likelihood_counts, response_likelihood
+from tamis.signals.likelihood import response_likelihood
 
 pytestmark = pytest.mark.slow
 
@@ -83,11 +83,11 @@ def test_likelihood_rows_carry_the_note_and_are_counted(small_context, workspace
                                    ("skipped", SHORT_PROMPT, LONG_ANSWER))]
     cached = CachedLLM(small_context, workspace.cache)
     for _ in range(2):  # computed, then read back from the cache: the notes are kept
-        rows = {r["id"]: r for r in response_likelihood(examples, cached)}
-        assert rows["fits"]["loglik_note"] is None and rows["fits"]["loglik_mean"] < 0
-        assert rows["cut"]["loglik_context_dropped"] > 0 and "truncated" in rows["cut"]["loglik_note"]
+        table = response_likelihood(examples, cached)
+        rows = {r["id"]: r for r in table.rows()}
+        assert "notes" not in rows["fits"] and rows["fits"]["loglik_mean"] < 0
+        assert rows["cut"]["loglik_context_dropped"] > 0 and "truncated" in rows["cut"]["notes"][0]
         assert rows["skipped"]["loglik_mean"] is None and rows["skipped"]["perplexity"] is None
-        assert "skipped" in rows["skipped"]["loglik_note"]
-        assert likelihood_counts(list(rows.values())) == {
-            "likelihood_scored": 2, "likelihood_truncated": 1, "likelihood_skipped": 1}
+        assert "skipped" in rows["skipped"]["notes"][0]
+        assert table.counts == {"likelihood_scored": 2, "likelihood_truncated": 1, "likelihood_skipped": 1}
     assert workspace.cache.hits == 3

@@ -48,7 +48,7 @@ def test_all_identical_and_unpairable():
 def test_instance_agreement_and_summary():
     rows = [{"item": "a", "annotator": str(k), "label": lab} for k, lab in enumerate("xxxy")]
     rows += [{"item_id": "b", "rater": "0", "label": "y"}, {"item_id": "b", "rater": "1", "label": "x"}]
-    per = instance_agreement(rows)
+    per = {r["id"]: r for r in instance_agreement(rows).rows()}
     assert per["a"]["agreement"] == 0.75 and per["a"]["majority_label"] == "x" and per["a"]["n_ratings"] == 4
     assert per["b"]["agreement"] == 0.5 and per["b"]["majority_label"] == "x"  # tie -> first label
     s = subjectivity_summary(rows)

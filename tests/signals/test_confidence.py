@@ -55,14 +55,15 @@ def test_choice_fast_path_matches_scored_letters(smollm2):
 
 @pytest.mark.slow
 def test_baselines_rank_right_answers_above_swapped(smollm2):
-    rows, counts = quality_baselines(_pairs(False) + _pairs(True), smollm2)
+    table = quality_baselines(_pairs(False) + _pairs(True), smollm2)
+    rows = table.rows()
     by = {r["id"]: r for r in rows}
-    assert counts["judge_logprobs"] == 6
+    assert table.counts["judge_logprobs"] == 6
     for r in rows:
         assert math.isfinite(r["ifd"]) and r["ifd"] > 0 and 0 <= r["judge"] <= 5 and 0 <= r["random"] < 1
     assert np.mean([by[f"good{i}"]["loglik_mean"] for i in range(3)]) > np.mean([by[f"bad{i}"]["loglik_mean"] for i in range(3)])
     assert np.mean([by[f"good{i}"]["ifd"] for i in range(3)]) < np.mean([by[f"bad{i}"]["ifd"] for i in range(3)])
-    assert quality_baselines(_pairs(False), smollm2, judge=False)[0][0]["random"] == by["good0"]["random"]
+    assert quality_baselines(_pairs(False), smollm2, judge=False).rows()[0]["random"] == by["good0"]["random"]
 
 
 class _FailingAfter(LLM):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import pairwise_distances
 
-from tamis.signals.diversity import (chamfer_contributions, diversity, diversity_rows, nearest_other,
+from tamis.signals.diversity import (chamfer_contributions, diversity, diversity_table, nearest_other,
                                      remote_clique_contributions)
 
 
@@ -43,7 +43,7 @@ def test_less_diverse_set_scores_lower_and_rows_name_neighbours():
     clustered = rng.normal(size=(1, 16)) + 0.05 * rng.normal(size=(200, 16))
     a, b = diversity(spread), diversity(clustered)
     assert b.remote_clique < a.remote_clique and b.chamfer < a.chamfer
-    rows = diversity_rows([f"e{i}" for i in range(200)], a)
+    rows = diversity_table([f"e{i}" for i in range(200)], a).rows()
     assert rows[0]["id"] == "e0" and rows[0]["nearest_id"] != "e0"
     assert np.mean([r["chamfer"] for r in rows]) == pytest.approx(a.chamfer)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -179,8 +178,7 @@ def score_diversity(
     from tamis.pipeline.clear import read_input
     from tamis.pipeline.profile import embedding_text
     from tamis.runs import Run
-    from tamis.signals.diversity import diversity, diversity_rows
-    from tamis.signals.registry import SignalTable
+    from tamis.signals.diversity import diversity, diversity_table
 
     ws = workspace_from(workspace)
     folder = output or ws.run_dir(f"diversity-{data.stem}")
@@ -197,18 +195,18 @@ def score_diversity(
         table = Table(title=f"Diversity of {data.name}")
         for col in ("set", "n", "Remote Clique", "Chamfer"):
             table.add_column(col, justify="right")
-        summaries, rows = {}, []
+        summaries, items = {}, None
         for name, idx in groups.items():
             d = diversity(vectors[idx])
             summaries[name] = d.summary()
             table.add_row(name, str(d.n), f"{d.remote_clique:.4f}", f"{d.chamfer:.4f}")
             if name == "all":
-                rows = diversity_rows([examples[i].id for i in idx], d)
+                items = diversity_table([examples[i].id for i in idx], d)
         out.print(table)
-        run.manifest.output("signals", SignalTable.from_rows(rows).write(folder))
+        run.manifest.output("signals", items.write(folder))
         run.manifest.data["scores"] = summaries
         run.finish()
-    lowest = sorted(rows, key=lambda r: r["chamfer"])[:5]
+    lowest = sorted(items.rows(), key=lambda r: r["chamfer"])[:5]
     out.print("most redundant (smallest Chamfer): " + ", ".join(f"{r['id']}~{r['nearest_id']}" for r in lowest))
     out.print(f"outputs in [bold]{folder}[/] (signals.parquet, manifest.json)")
 
@@ -235,7 +233,6 @@ def score_agreement(
     """Instance agreement a_i (signals.parquet), Krippendorff's alpha and a subjectivity summary."""
     from tamis.runs import Run
     from tamis.signals.agreement import instance_agreement, read_ratings, subjectivity_summary
-    from tamis.signals.registry import SignalTable
 
     ws = workspace_from(workspace)
     folder = output or ws.run_dir(f"agreement-{ratings.stem}")
@@ -246,9 +243,7 @@ def score_agreement(
         for key, value in summary.items():
             if key != "labels":
                 out.print(f"[bold]{key}[/]: {value:.4f}" if isinstance(value, float) else f"[bold]{key}[/]: {value}")
-        items = [{k: v for k, v in r.items() if k != "label_counts"} | {"label_counts": json.dumps(r["label_counts"])}
-                 for r in instance_agreement(rows).values()]
-        run.manifest.output("signals", SignalTable.from_rows(items).write(folder))
+        run.manifest.output("signals", instance_agreement(rows).write(folder))
         run.manifest.data["summary"] = summary
         run.finish()
     out.print(f"outputs in [bold]{folder}[/] (signals.parquet, manifest.json)")

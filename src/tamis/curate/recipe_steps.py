@@ -40,7 +40,7 @@ def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
     embedder = load_embedder(cfg.embedder, ctx.workspace) if cfg.similarity == "embedding" else None
     report = bsdetector_confidence(examples, llm, cfg, embedder=embedder)
-    decisions, _ = auto_filter(report.rows, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="")
+    decisions, _ = auto_filter(report.table, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="")
     return decisions
 
 

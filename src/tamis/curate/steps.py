@@ -106,15 +106,11 @@ def likelihood_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     from tamis.curate.policy import Policy
     from tamis.models import load_llm
     from tamis.signals.likelihood import response_likelihood
-    from tamis.signals.registry import SignalSet, SignalTable
+    from tamis.signals.registry import SignalSet
 
     check_params("likelihood_filter", params, ("model", "quantile"))
     llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
-    rows = response_likelihood(examples, llm)
-    for row in rows:
-        note = row.pop("loglik_note", None)
-        row["notes"] = [note] if note else []
     quantile = float(params.get("quantile", 0.25))
     decisions, _ = Policy(keep=[f"loglik_mean>=q{quantile:g}"], step="").apply(
-        [ex.id for ex in examples], SignalSet([SignalTable.from_rows(rows)]))
+        [ex.id for ex in examples], SignalSet([response_likelihood(examples, llm)]))
     return decisions

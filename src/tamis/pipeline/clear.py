@@ -101,14 +101,14 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool
             raise DataError(f"{job.data}: none of the {len(examples)} examples can be scored for confidence "
                             f"({', '.join(f'{n}: {c}' for n, c in reasons.most_common(3))}); it needs chat "
                             "examples with a prompt and an assistant response")
-        table = SignalTable.from_rows(report.rows, report.counts)
+        table = report.table
         if job.baselines:
             with manifest.stage("baselines"):
-                base_rows, base_counts = quality_baselines(examples, llm, judge=job.judge,
-                                                           max_response_chars=job.confidence.max_response_chars,
-                                                           max_prompt_chars=job.confidence.max_prompt_chars)
-            table.update(SignalTable.from_rows(base_rows, base_counts))
-            manifest.count(**base_counts)
+                baselines = quality_baselines(examples, llm, judge=job.judge,
+                                              max_response_chars=job.confidence.max_response_chars,
+                                              max_prompt_chars=job.confidence.max_prompt_chars)
+            table.update(baselines)
+            manifest.count(**baselines.counts)
         # calls reused from the cache vs computed now (a resumed run computes only what was missing)
         manifest.count(cache_hits=workspace.cache.hits - hits0, cache_misses=workspace.cache.misses - misses0)
         manifest.count(**llm.call_stats())  # e.g. HTTP requests and retries of a server backend

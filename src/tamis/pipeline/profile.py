@@ -17,7 +17,7 @@ import numpy as np
 from tamis.io import read_dataset
 from tamis.models import DEFAULT_EMBEDDER, DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
-from tamis.signals.likelihood import likelihood_counts, response_likelihood
+from tamis.signals.likelihood import response_likelihood
 from tamis.signals.diversity import nearest_other
 from tamis.signals.stats import example_stats
 from tamis.runs import Run
@@ -87,14 +87,11 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
         with manifest.stage("likelihood"):
             hits0 = workspace.cache.hits
             scored = response_likelihood(examples, llm)
-            for row in scored:
-                note = row.pop("loglik_note", None)
-                if note:
-                    rows[row["id"]].setdefault("notes", []).append(note)
+            for row in scored.rows():
                 rows[row["id"]].update(row)
-            manifest.count(likelihood_cached=workspace.cache.hits - hits0, **likelihood_counts(scored))
+            manifest.count(likelihood_cached=workspace.cache.hits - hits0, **scored.counts)
     with manifest.stage("stats"):
-        for row in example_stats(examples, tokenizer):
+        for row in example_stats(examples, tokenizer).rows():
             rows[row["id"]].update(row)
 
     near: list[tuple[str, str, float]] = []

@@ -29,7 +29,7 @@ from tamis.pipeline.sources import data_root
 from tamis.records import Example
 from tamis.report import HtmlReport, bar_chart, curve_chart, markdown_table
 from tamis.signals.agreement import instance_agreement, ratings_from_examples
-from tamis.signals.diversity import diversity, diversity_rows
+from tamis.signals.diversity import diversity, diversity_table
 from tamis.store import Workspace, atomic_write_text, cache_key
 from tamis.train.classifier import ClassifierConfig, evaluate_classifier, train_classifier
 
@@ -90,7 +90,7 @@ def load_task_data(task: TaskConfig, config: SyntheticStudyConfig) -> tuple[list
     if any(ex.annotations for ex in examples):
         for ex in examples:
             if ex.annotations:
-                ex.meta["agreement"] = instance_agreement(ratings_from_examples([ex]))[ex.id]["agreement"]
+                ex.meta["agreement"] = instance_agreement(ratings_from_examples([ex])).value_map("agreement")[ex.id]
     if task.data.split_field:
         train = [ex for ex in examples if ex.meta.get(task.data.split_field) == "train"]
         test = [ex for ex in examples if ex.meta.get(task.data.split_field) == "test"]
@@ -180,7 +180,7 @@ def run_synthetic_study(config: SyntheticStudyConfig, workspace: Workspace) -> S
         for name, s in sets.items():
             d = diversity(embedder.embed([ex.text or "" for ex in s]))
             div_rows.append({"set": name} | d.summary())
-            div_items += [{"set": name} | r for r in diversity_rows([ex.id for ex in s], d)]
+            div_items += [{"set": name} | r for r in diversity_table([ex.id for ex in s], d).rows()]
     atomic_write_text(out / "diversity_items.jsonl", "".join(json.dumps(r) + "\n" for r in div_items))
 
     runs = train_and_evaluate(sets, test, labels, config, workspace, manifest)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tamis.io import DataError
-from tamis.signals.registry import register_signal
+from tamis.signals.registry import SignalTable, register_signal
 
 register_signal("agreement", "higher", "share of annotators who gave the majority label", range=(0.0, 1.0),
                 needs=("annotations",), produced_by="tamis score agreement")
@@ -99,10 +99,15 @@ def ratings_from_examples(examples: Iterable[Any]) -> list[Rating]:
     return [Rating(ex.id, str(a), str(lab)) for ex in examples for a, lab in (ex.annotations or {}).items()]
 
 
-def instance_agreement(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
-    """Per item: a (majority share), the majority label, K (number of ratings), label counts.
+def instance_agreement(rows: Iterable[Any]) -> SignalTable:
+    """Per item: a (majority share), the majority label, K (number of ratings), label counts (JSON).
 
     Ties are broken by the label that sorts first, so the result does not depend on row order."""
+    return SignalTable.from_rows({k: (json.dumps(v) if k == "label_counts" else v) for k, v in row.items()}
+                                 for row in _per_item(rows).values())
+
+
+def _per_item(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
     by_item: dict[str, Counter[str]] = defaultdict(Counter)
     for r in as_ratings(rows):
         by_item[r.item][r.label] += 1
@@ -160,7 +165,7 @@ def krippendorff_alpha(rows: Iterable[Any], level: Level = "nominal") -> float:
 def subjectivity_summary(rows: Iterable[Any], level: Level = "nominal") -> dict[str, Any]:
     """Task-level summary: how much annotators agree, per item and overall (Table 2 of Li et al.)."""
     ratings = as_ratings(rows)
-    per_item = instance_agreement(ratings)
+    per_item = _per_item(ratings)
     a = np.array([r["agreement"] for r in per_item.values()]) if per_item else np.array([])
     k = np.array([r["n_ratings"] for r in per_item.values()]) if per_item else np.array([])
     alpha = krippendorff_alpha(ratings, level)

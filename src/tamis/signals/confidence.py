@@ -35,7 +35,7 @@ from tamis.records import Example
 from tamis.signals.choices import choice_logprobs
 from tamis.errors import ConfigError
 from tamis.settings import setting, validate
-from tamis.signals.registry import register_signal
+from tamis.signals.registry import SignalTable, register_signal
 
 _CONF = dict(range=(0.0, 1.0), needs=("llm",), produced_by="tamis score confidence")
 register_signal("confidence", "higher", "BSDetector confidence C = beta*O + (1-beta)*S that the response is right", **_CONF)
@@ -95,6 +95,11 @@ class ConfidenceReport:
     rows: list[dict[str, Any]]
     samples: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def table(self) -> SignalTable:
+        """The signals as the one table type (the samples stay beside it)."""
+        return SignalTable.from_rows(self.rows, self.counts)
 
 
 # -- text helpers --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from tamis.signals.registry import register_signal
+from tamis.signals.registry import SignalTable, register_signal
 
 register_signal("remote_clique", "higher", "mean cosine distance of the example to every other (its Remote Clique "
                 "contribution)", range=(0.0, 2.0), needs=("embedder",), produced_by="tamis score diversity")
@@ -125,13 +125,12 @@ def diversity(vectors: np.ndarray, method: ChamferMethod = "auto") -> Diversity:
     return Diversity(len(rc), mean(rc), mean(ch), rc, ch, nearest)
 
 
-def diversity_rows(ids: Sequence[str], result: Diversity) -> list[dict[str, Any]]:
+def diversity_table(ids: Sequence[str], result: Diversity) -> SignalTable:
     """One row per item, keyed by example id: its contributions and its nearest other item."""
-    return [
-        {"id": ids[i], "remote_clique": float(result.rc_items[i]), "chamfer": float(result.chamfer_items[i]),
-         "nearest_id": ids[int(result.nearest[i])] if result.nearest[i] >= 0 else None}
-        for i in range(result.n)
-    ]
+    return SignalTable.from_rows(
+        ({"id": ids[i], "remote_clique": float(result.rc_items[i]), "chamfer": float(result.chamfer_items[i]),
+          "nearest_id": ids[int(result.nearest[i])] if result.nearest[i] >= 0 else None}
+         for i in range(result.n)), result.summary())
 
 
 def text_diversity(texts: Sequence[str], embedder: Any) -> Diversity:

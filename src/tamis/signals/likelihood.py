@@ -2,8 +2,8 @@
 
 A row longer than the model's context is never scored silently: its prompt is cut from the left
 (as lm-evaluation-harness does for loglikelihood), or, when the response alone does not fit, it
-gets no score (null). Either way the row says so in ``loglik_note`` and ``likelihood_counts``
-counts it, for the manifest.
+gets no score (null). Either way the row says so in its notes and ``likelihood_counts`` counts it,
+for the manifest.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from tamis.models.base import LLM
 from tamis.records import Example
-from tamis.signals.registry import register_signal
+from tamis.signals.registry import SignalTable, register_signal
 
 _LL = dict(needs=("llm",), produced_by="tamis profile, tamis score confidence")
 register_signal("loglik_mean", "higher", "log p(response | prompt) per token: how likely the model finds the target",
@@ -26,15 +26,14 @@ register_signal("loglik_context_dropped", "none", "prompt tokens cut from the le
                 range=(0.0, None), **_LL)
 
 
-def response_likelihood(examples: list[Example], llm: LLM) -> list[dict[str, Any]]:
+def response_likelihood(examples: list[Example], llm: LLM) -> SignalTable:
     """Per chat example: summed and length-normalised log p(response | prompt), tokens, perplexity.
 
-    Examples with no assistant turn get no row (there is nothing to score). ``loglik_note`` is None
-    when the whole prompt and response were scored; otherwise it says what was truncated or skipped
-    (a skipped row's scores are None)."""
+    Examples with no assistant turn get no row (there is nothing to score). A row whose prompt was
+    truncated, or which was skipped (scores None), says so in its notes; the counts say how many."""
     scored = [ex for ex in examples if ex.kind == "chat" and ex.response is not None]
     results = llm.logprobs([ex.prompt_messages for ex in scored], [ex.response or "" for ex in scored])
-    return [
+    rows = [
         {
             "id": ex.id,
             "loglik_sum": None if r.skipped else r.total,
@@ -42,10 +41,11 @@ def response_likelihood(examples: list[Example], llm: LLM) -> list[dict[str, Any
             "loglik_tokens": r.n_tokens,
             "perplexity": None if r.skipped else math.exp(-r.mean),
             "loglik_context_dropped": r.context_dropped,
-            "loglik_note": r.note or None,
+            "notes": [r.note] if r.note else [],
         }
         for ex, r in zip(scored, results)
     ]
+    return SignalTable.from_rows(rows, likelihood_counts(rows))
 
 
 def likelihood_counts(rows: list[dict[str, Any]]) -> dict[str, int]:

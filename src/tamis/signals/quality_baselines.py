@@ -25,7 +25,7 @@ from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnava
 from tamis.records import Example
 from tamis.signals.choices import choice_logprobs
 from tamis.signals.confidence import clip, scorable
-from tamis.signals.registry import register_signal
+from tamis.signals.registry import SignalTable, register_signal
 
 _BASE = dict(needs=("llm",), produced_by="tamis score confidence")
 register_signal("ifd", "lower", "Instruction-Following Difficulty PPL(y|x)/PPL(y); near or above 1: the prompt does not "
@@ -53,8 +53,8 @@ def random_score(example_id: str, seed: int = 0) -> float:
 
 def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, max_response_chars: int = 2000,
                       judge_mode: str = "auto", seed: int = 0,
-                      max_prompt_chars: int = 4000) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """One row per example (id + baseline scores); unscorable examples get only length and random.
+                      max_prompt_chars: int = 4000) -> SignalTable:
+    """The baselines' signal table (counts beside); unscorable examples get only length and random.
 
     The judge sees the question and response truncated as BSDetector's prompts are
     (``max_prompt_chars``, ``max_response_chars``); log p(y|x) scores the whole prompt."""
@@ -72,7 +72,7 @@ def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, 
         if scorable(ex) is None:
             items.append((row, ex.prompt_messages, clip(response, max_response_chars)[0]))
     if not items:
-        return rows, dict(counts)
+        return SignalTable.from_rows(rows, counts)
     responses = [r for _, _, r in items]
     try:
         cond = llm.logprobs([p for _, p, _ in items], responses)
@@ -91,7 +91,7 @@ def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, 
             row["ifd"] = math.exp(uncond[i].mean - cond[i].mean)  # PPL(y|x)/PPL(y) = exp(-mean_c)/exp(-mean_u)
     if judge:
         _judge(items, llm, judge_mode, counts, max_prompt_chars)
-    return rows, dict(counts)
+    return SignalTable.from_rows(rows, counts)
 
 
 def _judge(items: list[tuple[dict[str, Any], ChatMessages, str]], llm: LLM, mode: str, counts: Counter[str],

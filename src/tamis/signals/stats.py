@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from tamis.records import Example
-from tamis.signals.registry import register_signal
+from tamis.signals.registry import SignalTable, register_signal
 
 for _name, _what in (("n_turns", "number of messages"), ("prompt_chars", "prompt length in characters"),
                      ("response_chars", "response length in characters (a length-only baseline: longer ranks higher)"),
@@ -27,7 +27,7 @@ def _n_tokens(tokenizer: Tokenizer | None, text: str) -> int | None:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def example_stats(examples: list[Example], tokenizer: Tokenizer | None = None) -> list[dict[str, Any]]:
+def example_stats(examples: list[Example], tokenizer: Tokenizer | None = None) -> SignalTable:
     """One row per example: turn count and prompt/response (or text) lengths."""
     rows = []
     for ex in examples:
@@ -50,4 +50,4 @@ def example_stats(examples: list[Example], tokenizer: Tokenizer | None = None) -
             if tokenizer is not None:
                 row["text_tokens"] = _n_tokens(tokenizer, text)
         rows.append(row)
-    return rows
+    return SignalTable.from_rows(rows)
