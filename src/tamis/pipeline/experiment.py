@@ -23,7 +23,7 @@ from typing import Any
 from tamis.curate.decisions import apply_decisions, write_decisions
 from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detection, verdict_lines
 from tamis.evaluate.run import EvalSettings, run_eval
-from tamis.io import read_dataset, write_dataset
+from tamis.io import DataError, read_dataset, write_dataset
 from tamis.manifest import Manifest
 from tamis.pipeline.label_curation import already_trained, train_once
 from tamis.pipeline.recipe import Recipe
@@ -73,8 +73,6 @@ def build_variant(recipe: Recipe, name: str, train: list[Example], workspace: Wo
     write_decisions(decisions_all, folder / "decisions.jsonl")
     atomic_write_text(folder / "dropped.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in dropped_all))
     if not examples:
-        from tamis.io import DataError
-
         raise DataError(f"variant {name!r} of recipe {recipe.name!r} kept no example; see {folder / 'dropped.jsonl'}")
     write_dataset(examples, data_file)
     atomic_write_text(key_file, key + "\n")
@@ -165,8 +163,12 @@ def study_comparison(recipe: Recipe, rows: list[dict[str, Any]], out_dir: Path,
                      training_data: Callable[[str], list[Example]]) -> dict[str, Any]:
     """Paired differences from the baseline (per model), recovered gap shares, detection quality."""
     spec = recipe.compare
-    comparison = compare_study(rows, out_dir, baseline=recipe.baseline, oracle=spec.oracle, metric=spec.metric,
-                               n_resamples=spec.n_resamples, seed=recipe.seeds[0])
+    try:
+        comparison = compare_study(rows, out_dir, baseline=recipe.baseline, oracle=spec.oracle, metric=spec.metric,
+                                   n_resamples=spec.n_resamples, seed=recipe.seeds[0])
+    except (DataError, ValueError) as err:  # the trained models and their scores stay; say why there is no verdict
+        console.print(f"no paired comparison: {err}", markup=False)
+        comparison = {"error": str(err), "models": {}}
     comparison["detection"] = {}
     for variant in recipe.variant_order():
         found = detection(training_data(variant), out_dir / "variants" / variant / "decisions.jsonl", spec.flag)

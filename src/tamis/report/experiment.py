@@ -66,6 +66,8 @@ def _share(x: float) -> str:
 def verdict_section(report: HtmlReport, comparison: dict[str, Any]) -> None:
     """Verdict lines, recovered shares and detection quality: the study's answer, computed from the run."""
     models = comparison.get("models", {})
+    if comparison.get("error"):
+        report.heading("Verdict").paragraph(f"No paired comparison: {comparison['error']}")
     if not models:
         return
     report.heading("Verdict")
