@@ -132,8 +132,8 @@ def detection(start: Sequence[Example], decisions_file: str | Path, flag: str,
             "flagged_share_after": len(kept & flagged) / len(kept) if kept else float("nan")}
 
 
-def _share(x: float) -> str:
-    return "n/a" if x != x else f"{x:.0%}"
+def _share(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{x:.0%}"
 
 
 def verdict_lines(comparison: Mapping[str, Any]) -> list[str]:

@@ -14,7 +14,6 @@ Everything is cached in the workspace, so a second run takes seconds.
 from __future__ import annotations
 
 import importlib.resources
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 
 from tamis.pipeline.profile import ProfileConfig, ProfileResult, run_profile
 from tamis.progress import console
-from tamis.store import Workspace, atomic_write_text
+from tamis.store import Workspace, atomic_write_json
 
 DEMO_DATA = "demo_instructions.jsonl"
 DEMO_SMS = "demo_sms_spam.jsonl"
@@ -74,7 +73,7 @@ def run_demo(workspace: Workspace, out: str | None = None, study: bool = True) -
     root = Path(out) if out else workspace.run_dir("demo")
     profile = run_profile(ProfileConfig(data=str(demo_data_path()), out=str(root)), workspace)
     flaws = flaw_detection(profile)
-    atomic_write_text(root / "flaw_detection.json", json.dumps(flaws, indent=2, default=float) + "\n")
+    atomic_write_json(root / "flaw_detection.json", flaws, default=float)
     if "auroc" in flaws:
         auroc = flaws["auroc"]
         console.print(f"[bold]flaw detection[/] (profile): log-likelihood finds the {flaws['n_bad']} flawed rows among "

@@ -31,7 +31,7 @@ from tamis.pipeline.sources import build_source
 from tamis.curate.steps import StepContext, get_step
 from tamis.progress import console
 from tamis.records import Example
-from tamis.store import Workspace, atomic_write_text
+from tamis.store import Workspace, atomic_write_json, atomic_write_text
 from tamis.train.sft import SFTSettings, data_fingerprint
 
 
@@ -147,7 +147,7 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
                          "eval_dir": str((run / "eval").relative_to(out_dir))})
     with manifest.stage("compare"):
         comparison = study_comparison(recipe, rows, out_dir, training_data)
-    atomic_write_text(out_dir / "comparison.json", json.dumps(comparison, indent=2, default=float) + "\n")
+    atomic_write_json(out_dir / "comparison.json", comparison, default=float)  # NaN (e.g. no drops) as null
     print_verdicts(comparison)
     atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     manifest.count(variants=len(recipe.variants), models=len(recipe.models), seeds=len(recipe.seeds), runs=len(rows))

@@ -59,8 +59,8 @@ def display_rows(table: list[dict[str, Any]], metrics: list[str]) -> list[dict[s
     return display
 
 
-def _share(x: float) -> str:
-    return "n/a" if x != x else f"{x:.0%}"
+def _share(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{x:.0%}"
 
 
 def verdict_section(report: HtmlReport, comparison: dict[str, Any]) -> None:
