@@ -10,6 +10,7 @@ from rich.table import Table
 
 from tamis.cli.app import FormatOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out, workspace_from
 from tamis.evaluate.settings import EvalSettings
+from tamis.train.classifier import ClassifierConfig
 from tamis.train.settings import SFTSettings
 
 train_app = typer.Typer(help="Fine-tune models on a data set (LoRA SFT, encoder classifiers).", no_args_is_help=True)
@@ -59,22 +60,21 @@ def train_sft_command(
 @friendly_errors
 def train_classifier_command(
     data: Path = typer.Argument(..., help="Labelled data (text, label)."),
-    model: str = typer.Option("minilm", "--model", "-m", help="Encoder: 'minilm' (bundled), a folder or an HF id."),
+    model: str = opt(ClassifierConfig, "model", "--model", "-m"),
     test: Optional[Path] = typer.Option(None, help="A separate labelled test set [default: an eval split]."),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/classifier-NAME]."),
     format: Optional[str] = FormatOpt,
-    epochs: float = typer.Option(3.0, help="Training epochs."),
-    max_steps: Optional[int] = typer.Option(None, help="Cap on optimiser steps."),
-    batch_size: int = typer.Option(16, help="Batch size."),
-    learning_rate: float = typer.Option(1e-4, help="AdamW learning rate."),
+    epochs: float = opt(ClassifierConfig, "epochs"),
+    max_steps: Optional[int] = opt(ClassifierConfig, "max_steps"),
+    batch_size: int = opt(ClassifierConfig, "batch_size"),
+    learning_rate: float = opt(ClassifierConfig, "learning_rate"),
     eval_fraction: float = typer.Option(0.2, help="Held-out share when no --test is given (stratified)."),
-    seed: int = typer.Option(0, help="Seed for the split, initialisation and order."),
+    seed: int = opt(ClassifierConfig, "seed"),
     limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Fine-tune an encoder classifier; macro-F1 and accuracy with bootstrap 95% CIs."""
     from tamis.io import read_dataset
-    from tamis.train.classifier import ClassifierConfig
     from tamis.train.classifier_job import run_classifier_training
 
     ws = workspace_from(workspace)

@@ -20,6 +20,7 @@ import numpy as np
 from tamis.models.base import ModelError
 from tamis.progress import progress
 from tamis.records import Example
+from tamis.settings import setting
 
 DEFAULT_ENCODER = "minilm"
 
@@ -28,17 +29,17 @@ DEFAULT_ENCODER = "minilm"
 class ClassifierConfig:
     """Everything that decides the trained model; saved beside every result it produced."""
 
-    model: str = DEFAULT_ENCODER  # "minilm" (bundled), a local folder or a Hugging Face id
-    epochs: float = 3.0
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    max_steps: int | None = None  # caps training (tests, quick runs); None = epochs decide
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    eval_batch_size: int = 64
+    model: str = setting(DEFAULT_ENCODER, "Encoder: 'minilm' (bundled), a folder or an HF id.")
+    epochs: float = setting(3.0, "Training epochs.", range=(0, None))
+    batch_size: int = setting(16, "Batch size.", range=(1, None))
+    learning_rate: float = setting(1e-4, "AdamW learning rate.", range=(0, None))
+    weight_decay: float = setting(0.01, "AdamW weight decay.", range=(0, None))
+    warmup_ratio: float = setting(0.1, "Share of steps with a linear warm-up.", range=(0, 1))
+    max_length: int = setting(128, "Truncate texts to this many tokens.", range=(8, None))
+    max_steps: int | None = setting(None, "Cap on optimiser steps [default: the epochs decide].", range=(1, None))
+    seed: int = setting(0, "Seed for the split, initialisation and order.")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
+    eval_batch_size: int = setting(64, "Batch size when predicting.", range=(1, None))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
