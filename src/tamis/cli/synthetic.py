@@ -10,7 +10,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, out, score_app, workspace_from
+from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out,
+                           score_app, workspace_from)
+from tamis.generate.labelled import LabelledGenerationConfig
+from tamis.generate.nearcopy import NearCopyConfig
 
 generate_app = typer.Typer(help="Generate synthetic data: labelled texts, instructions, dialogues.", no_args_is_help=True)
 app.add_typer(generate_app, name="generate")
@@ -67,21 +70,21 @@ def tasks() -> None:
 @friendly_errors
 def labelled(
     task: str = typer.Option(..., "--task", "-t", help="Bundled task name or a task YAML file."),
-    mode: str = typer.Option("zero-shot", help="zero-shot or few-shot."),
-    n_per_label: int = typer.Option(20, help="Texts to keep per label."),
+    mode: str = opt(LabelledGenerationConfig, "mode"),
+    n_per_label: int = opt(LabelledGenerationConfig, "n_per_label"),
     examples: Optional[Path] = typer.Option(None, help="Real labelled data: few-shot examples and near-copy references."),
     format: Optional[str] = FormatOpt,
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     embedder: str = EmbedderOpt,
-    temperature: float = typer.Option(1.0),
-    seed: int = typer.Option(0),
-    embedding_threshold: Optional[float] = typer.Option(0.95, help="Reject at this cosine similarity (omit test: -1)."),
-    rouge_threshold: Optional[float] = typer.Option(0.7, help="Reject at this ROUGE-L F1 (omit test: -1)."),
+    temperature: float = opt(LabelledGenerationConfig, "temperature"),
+    seed: int = opt(LabelledGenerationConfig, "seed"),
+    embedding_threshold: Optional[float] = opt(NearCopyConfig, "embedding_threshold"),
+    rouge_threshold: Optional[float] = opt(NearCopyConfig, "rouge_threshold"),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate labelled texts zero- or few-shot; near-copies and unusable replies are rejected and counted."""
-    from tamis.generate import LabelledGenerationConfig, NearCopyConfig, generate_labelled, load_task
+    from tamis.generate import generate_labelled, load_task
     from tamis.io import read_dataset
     from tamis.manifest import Manifest
     from tamis.models import load_embedder, load_llm

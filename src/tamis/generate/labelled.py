@@ -20,6 +20,7 @@ from typing import Any, Literal
 from tamis.curate.decisions import Decision
 from tamis.generate.nearcopy import NearCopyConfig, NearCopyFilter
 from tamis.generate.parse import parse_generated_text
+from tamis.settings import setting
 from tamis.generate.prompts import labelled_messages
 from tamis.generate.tasks import TaskConfig
 from tamis.models.base import LLM, GenerationParams
@@ -32,13 +33,14 @@ Mode = Literal["zero-shot", "few-shot"]
 
 @dataclass
 class LabelledGenerationConfig:
-    n_per_label: int = 50
-    mode: Mode = "zero-shot"
-    temperature: float = 1.0
-    top_p: float = 0.95
-    seed: int = 0
-    round_size: int = 8  # attempts per label per round
-    max_attempts_factor: float = 3.0  # give up on a label after n_per_label * this many attempts
+    n_per_label: int = setting(50, "Texts to keep per label.", range=(1, None))
+    mode: Mode = setting("zero-shot", "zero-shot or few-shot.", choices=("zero-shot", "few-shot"))
+    temperature: float = setting(1.0, "Sampling temperature.", range=(0, 10))
+    top_p: float = setting(0.95, "Nucleus sampling share.", range=(0, 1))
+    seed: int = setting(0, "Random seed of the sampling and the few-shot draws.")
+    round_size: int = setting(8, "Attempts per label per round.", range=(1, None))
+    max_attempts_factor: float = setting(3.0, "Give up on a label after n_per_label x this many attempts.",
+                                         range=(1, None))
     near_copy: NearCopyConfig = field(default_factory=NearCopyConfig)
 
 

@@ -14,12 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from tamis.settings import setting
+
 
 @dataclass
 class NearCopyConfig:
-    embedding_threshold: float | None = 0.95
-    rouge_threshold: float | None = 0.7
-    rouge_candidates: int = 20  # ROUGE-L against this many closest texts when embeddings exist
+    embedding_threshold: float | None = setting(0.95, "Reject at this cosine similarity to a real or accepted text "
+                                                      "(omit the test: -1).")
+    rouge_threshold: float | None = setting(0.7, "Reject at this ROUGE-L F1 (omit the test: -1).")
+    rouge_candidates: int = setting(20, "ROUGE-L against this many closest texts when embeddings exist.",
+                                    range=(1, None))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
