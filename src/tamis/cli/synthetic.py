@@ -22,24 +22,35 @@ ModelOpt = typer.Option("llamacpp:smollm2", "--model", "-m", help="Generator LLM
 EmbedderOpt = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec.")
 
 
-def _write_generation(result, out_dir: Path, manifest) -> None:
+def _generation_run(command: str, settings: dict, out_dir: Path, inputs: list, overwrite: bool):
+    """The run folder of a generation command (settings saved, other settings refused, reuse when done)."""
+    from tamis.runs import Run
+
+    return Run(command, settings, out_dir, inputs=[p for p in inputs if p], overwrite=overwrite)
+
+
+def _reused(run) -> bool:
+    if run.complete:
+        out.print(f"reused: {run.out} already holds this run ({run.stored_manifest()['counts']})")
+    return run.complete
+
+
+def _write_generation(result, run) -> None:
     """A generation run folder: generated.jsonl, rejected.jsonl (decisions with reasons), manifest.json."""
     from tamis.curate.decisions import write_decisions
     from tamis.errors import DataError
     from tamis.io import write_dataset
-    from tamis.runs import ensure_writable_dir
 
-    ensure_writable_dir(out_dir)
-    out_path, rejected = out_dir / "generated.jsonl", out_dir / "rejected.jsonl"
+    out_path, rejected = run.out / "generated.jsonl", run.out / "rejected.jsonl"
     kind = result.examples[0].kind if result.examples else "labelled"
     write_dataset(result.examples, out_path, format="labelled" if kind == "labelled" else "messages")
     write_decisions(result.rejected, rejected)
-    manifest.count(**{k: v for k, v in result.counts.items()})
-    manifest.output("data", out_path)
-    manifest.output("rejected", rejected)
-    manifest.write(out_dir / "manifest.json")
+    run.manifest.count(**{k: v for k, v in result.counts.items()})
+    run.manifest.output("data", out_path)
+    run.manifest.output("rejected", rejected)
     if not result.examples:
         raise DataError(f"no usable example was generated ({len(result.rejected)} rejected; reasons in {rejected})")
+    run.finish()
     out.print(result.summary())
     out.print(f"wrote [bold]{out_path}[/] ({len(result.examples)} rows), rejections with reasons in {rejected}")
 
@@ -81,12 +92,12 @@ def labelled(
     seed: int = opt(LabelledGenerationConfig, "seed"),
     embedding_threshold: Optional[float] = opt(NearCopyConfig, "embedding_threshold"),
     rouge_threshold: Optional[float] = opt(NearCopyConfig, "rouge_threshold"),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate labelled texts zero- or few-shot; near-copies and unusable replies are rejected and counted."""
     from tamis.generate import generate_labelled, load_task
     from tamis.io import read_dataset
-    from tamis.manifest import Manifest
     from tamis.models import load_embedder, load_llm
 
     ws = workspace_from(workspace)
@@ -99,17 +110,20 @@ def labelled(
                           rouge_threshold=None if rouge_threshold is not None and rouge_threshold < 0 else rouge_threshold)
     gen = LabelledGenerationConfig(n_per_label=n_per_label, mode=mode, temperature=temperature, seed=seed,  # type: ignore[arg-type]
                                    near_copy=near)
-    out_path = output or ws.run_dir(f"generate-{cfg.name}-{mode}")
-    manifest = Manifest("generate labelled", {"task": cfg.to_dict(), "generation": asdict(gen), "model": model,
-                                              "embedder": embedder, "examples": str(examples) if examples else None})
-    llm = load_llm(model, ws)
-    emb = load_embedder(embedder, ws) if near.embedding_threshold is not None else None
-    manifest.model("generator", llm.identity)
-    if emb is not None:
-        manifest.model("embedder", emb.identity)
-    with manifest.stage("generate"):
-        result = generate_labelled(cfg, llm, gen, pool=pool, embedder=emb)
-    _write_generation(result, out_path, manifest)
+    settings = {"task": cfg.to_dict(), "generation": asdict(gen), "model": model, "embedder": embedder,
+                "examples": str(examples) if examples else None}
+    with _generation_run("generate labelled", settings, output or ws.run_dir(f"generate-{cfg.name}-{mode}"),
+                         [examples], overwrite) as run:
+        if _reused(run):
+            return
+        llm = load_llm(model, ws)
+        emb = load_embedder(embedder, ws) if near.embedding_threshold is not None else None
+        run.manifest.model("generator", llm.identity)
+        if emb is not None:
+            run.manifest.model("embedder", emb.identity)
+        with run.manifest.stage("generate"):
+            result = generate_labelled(cfg, llm, gen, pool=pool, embedder=emb)
+        _write_generation(result, run)
 
 
 @generate_app.command("instructions")
@@ -121,20 +135,23 @@ def instructions(
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     seed: int = typer.Option(0),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Instruction-response pairs (chat rows) from seed topics."""
     from tamis.generate import generate_instructions
-    from tamis.manifest import Manifest
     from tamis.models import load_llm
 
     ws = workspace_from(workspace)
     found = _topics(topic, topics)
-    manifest = Manifest("generate instructions", {"topics": found, "n_per_topic": n_per_topic, "model": model, "seed": seed})
-    llm = load_llm(model, ws)
-    manifest.model("generator", llm.identity)
-    result = generate_instructions(found, llm, n_per_topic=n_per_topic, seed=seed)
-    _write_generation(result, output or ws.run_dir("generate-instructions"), manifest)
+    settings = {"topics": found, "n_per_topic": n_per_topic, "model": model, "seed": seed}
+    with _generation_run("generate instructions", settings, output or ws.run_dir("generate-instructions"), [],
+                         overwrite) as run:
+        if _reused(run):
+            return
+        llm = load_llm(model, ws)
+        run.manifest.model("generator", llm.identity)
+        _write_generation(generate_instructions(found, llm, n_per_topic=n_per_topic, seed=seed), run)
 
 
 @generate_app.command("dialogues")
@@ -147,21 +164,24 @@ def dialogues(
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     seed: int = typer.Option(0),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Multi-turn dialogues (chat rows) from seed topics, for post-editing."""
     from tamis.generate import generate_dialogues
-    from tamis.manifest import Manifest
     from tamis.models import load_llm
 
     ws = workspace_from(workspace)
     found = _topics(topic, topics)
-    manifest = Manifest("generate dialogues", {"topics": found, "n_per_topic": n_per_topic, "turns": turns,
-                                               "model": model, "seed": seed})
-    llm = load_llm(model, ws)
-    manifest.model("generator", llm.identity)
-    result = generate_dialogues(found, llm, n_per_topic=n_per_topic, n_turns=turns, seed=seed)
-    _write_generation(result, output or ws.run_dir("generate-dialogues"), manifest)
+    settings = {"topics": found, "n_per_topic": n_per_topic, "turns": turns, "model": model, "seed": seed}
+    with _generation_run("generate dialogues", settings, output or ws.run_dir("generate-dialogues"), [],
+                         overwrite) as run:
+        if _reused(run):
+            return
+        llm = load_llm(model, ws)
+        run.manifest.model("generator", llm.identity)
+        result = generate_dialogues(found, llm, n_per_topic=n_per_topic, n_turns=turns, seed=seed)
+        _write_generation(result, run)
 
 
 @score_app.command("diversity")
