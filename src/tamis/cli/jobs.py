@@ -48,8 +48,17 @@ def demo(
     if result.study is not None:
         from tamis.cli.app import print_results
 
-        print_results(result.study.rows, "Does curation pay off? (SmolLM2 + LoRA, held-out questions, 95% CI)")
+        from tamis.cli.training import print_verdicts
+
+        print_results(result.study.rows, "Does curation pay off? (SmolLM2 + LoRA, held-out test set, 95% CI)")
+        print_verdicts(result.study.comparison)
         out.print(f"study report: [bold]{result.study.report}[/]")
+    if result.flaw_detection:
+        f = result.flaw_detection
+        auroc = f.get("auroc") or {}
+        out.print(f"flaw detection on the bundled instructions ({f['signal']}, {f.get('n_bad')} flawed of "
+                  f"{f.get('n')}): AUROC {auroc.get('value', float('nan')):.2f} [{auroc.get('ci_low', float('nan')):.2f}, "
+                  f"{auroc.get('ci_high', float('nan')):.2f}]; flagging {f['rule']}", soft_wrap=True)
 
 
 def _print_profile(result: Any) -> None:

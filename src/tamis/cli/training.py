@@ -105,6 +105,8 @@ def eval_command(
     versus: Optional[str] = opt(EvalSettings, "versus"),
     judge: Optional[str] = opt(EvalSettings, "judge"),
     judge_k: int = opt(EvalSettings, "judge_k"),
+    scoring: str = opt(EvalSettings, "scoring"),
+    option: Optional[list[str]] = opt(EvalSettings, "options", "--option"),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate on a test set (batched, cached) and score it, with bootstrap 95% CIs."""
@@ -116,7 +118,8 @@ def eval_command(
     settings = EvalSettings(model=spec, data=str(data), out=str(output) if output else None, format=format,
                             metrics=tuple(metric) if metric else None, max_tokens=max_tokens,
                             ratings=str(ratings) if ratings else None, limit=limit, seed=seed,
-                            versus=_model_or_folder(versus), judge=_model_or_folder(judge), judge_k=judge_k)
+                            versus=_model_or_folder(versus), judge=_model_or_folder(judge), judge_k=judge_k,
+                            scoring=scoring, options=tuple(option) if option else None)
     result = run_eval(settings, workspace_from(workspace))
     table = Table("metric", "value [95% CI]", title=f"{result.summary['n']} examples, {result.summary['model']}")
     for name, est in result.summary["metrics"].items():
@@ -163,7 +166,16 @@ def experiment_run(
         print_synthetic_result(result, loaded.study_config())
         return
     print_results(result.rows, "results (mean over seeds, bootstrap 95% CI)")
+    print_verdicts(result.comparison)
     out.print(f"report: [bold]{result.report}[/]")
+
+
+def print_verdicts(comparison: dict) -> None:
+    """The study's answer: one verdict line per variant, then detection quality (computed by the run)."""
+    from tamis.evaluate.comparison import verdict_lines
+
+    for line in verdict_lines(comparison):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @experiment_app.command("recipes")

@@ -63,9 +63,15 @@ def register_step(name: str) -> Callable[[StepFn], StepFn]:
     return decorate
 
 
-def get_step(name: str) -> StepFn:
-    import tamis.curate.recipe_steps  # noqa: F401  (registers the model-backed steps)
+#: modules whose steps register on import; loaded by name on first lookup (plugin style, no import cycle)
+SHIPPED_STEP_MODULES = ("tamis.curate.recipe_steps", "tamis.pipeline.label_curation")
 
+
+def get_step(name: str) -> StepFn:
+    import importlib
+
+    for module in SHIPPED_STEP_MODULES:
+        importlib.import_module(module)
     if name not in STEPS:
         raise ConfigError(unknown("recipe step", name, STEPS))
     return STEPS[name]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tamis.curate.decisions import apply_decisions, write_decisions
-from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detection, verdict_lines
+from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detection
 from tamis.evaluate.run import EvalSettings, run_eval
 from tamis.io import DataError, read_dataset, write_dataset
 from tamis.manifest import Manifest
@@ -148,7 +148,6 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
     with manifest.stage("compare"):
         comparison = study_comparison(recipe, rows, out_dir, training_data)
     atomic_write_json(out_dir / "comparison.json", comparison, default=float)  # NaN (e.g. no drops) as null
-    print_verdicts(comparison)
     atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     manifest.count(variants=len(recipe.variants), models=len(recipe.models), seeds=len(recipe.seeds), runs=len(rows))
     manifest.output("results", out_dir / "results.jsonl")
@@ -175,12 +174,6 @@ def study_comparison(recipe: Recipe, rows: list[dict[str, Any]], out_dir: Path,
         if found is not None:
             comparison["detection"][variant] = found
     return comparison
-
-
-def print_verdicts(comparison: dict[str, Any]) -> None:
-    """The study's answer on the terminal: one verdict line per variant, then detection quality."""
-    for line in verdict_lines(comparison):
-        console.print(line, markup=False, highlight=False)
 
 
 def run_study(recipe: Any, workspace: Workspace, out: str | Path | None = None) -> Any:
