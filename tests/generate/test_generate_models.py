@@ -15,7 +15,7 @@ def _check_accounting(result, n_labels, n_per_label):
     # every attempt ends accepted or rejected with a reason (extra accepted beyond the target are
     # impossible: rounds never ask for more than a label still needs)
     assert c["attempts"] == c["accepted"] + c["rejected"]
-    assert all(d.reason and d.action == "reject" for d in result.rejected)
+    assert all(d.reason and d.action == "drop" for d in result.rejected)
     assert c["accepted"] + sum(c.get("short_by_label", {}).values()) == n_labels * n_per_label
 
 
@@ -53,7 +53,7 @@ def test_near_copies_of_real_examples_are_rejected(llamacpp_smollm2, sms_pool, m
     _check_accounting(result, 2, 2)
     assert result.counts["rejected_by_reason"].get("near_copy_embedding", 0) >= 1
     copies = [d for d in result.rejected if d.reason == "near_copy_embedding"]
-    assert all(d.scores["closest_id"] for d in copies)
+    assert all(d.evidence["closest_id"] for d in copies)  # text is evidence, numbers are scores
 
 
 def test_generation_resumes_from_the_cache(workspace, sms_pool):
