@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from tamis.pipeline.profile import ProfileConfig, ProfileResult, run_profile
-from tamis.progress import console
 from tamis.store import Workspace, atomic_write_json
 
 DEMO_DATA = "demo_instructions.jsonl"
@@ -74,17 +73,10 @@ def run_demo(workspace: Workspace, out: str | None = None, study: bool = True) -
     profile = run_profile(ProfileConfig(data=str(demo_data_path()), out=str(root)), workspace)
     flaws = flaw_detection(profile)
     atomic_write_json(root / "flaw_detection.json", flaws, default=float)
-    if "auroc" in flaws:
-        auroc = flaws["auroc"]
-        console.print(f"[bold]flaw detection[/] (profile): log-likelihood finds the {flaws['n_bad']} flawed rows among "
-                      f"{flaws['n']} with AUROC {auroc['value']:.2f} [{auroc['ci_low']:.2f}, {auroc['ci_high']:.2f}]; "
-                      f"{flaws['rule']} flags {flaws['n_flagged']}: precision {flaws['precision']['value']:.2f}, "
-                      f"recall {flaws['recall']['value']:.2f}; {flaws['quarantined']} broken rows quarantined "
-                      "while reading")
     result = None
     if study:
         from tamis.pipeline.experiment import run_experiment
         from tamis.pipeline.recipe import load_recipe
 
         result = run_experiment(load_recipe(demo_recipe_path()), workspace, root / "study")
-    return DemoResult(profile, result)
+    return DemoResult(profile, result, flaws)
