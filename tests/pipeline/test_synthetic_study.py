@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tamis.cli import app
+from tamis.signals.registry import read_signals
 
 pytestmark = pytest.mark.slow
 
@@ -49,18 +50,18 @@ def test_synthetic_study_cli_writes_table_plots_report_and_resumes(shared_data, 
 def test_score_commands(shared_data, tmp_path):
     runner = CliRunner()
     ratings = shared_data / "lewidi_multi_annotator" / "ArMIS.ratings_long.tsv"
-    result = runner.invoke(app, ["score", "agreement", str(ratings), "--out", str(tmp_path / "a.jsonl")])
+    result = runner.invoke(app, ["score", "agreement", str(ratings), "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
-    assert "alpha" in result.output and (tmp_path / "a.manifest.json").is_file()
-    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert "alpha" in result.output and (tmp_path / "a" / "manifest.json").is_file()
+    rows = read_signals(tmp_path / "a").rows()  # a run folder with signals.parquet
     assert len(rows) == 943 and all(0 < r["agreement"] <= 1 for r in rows)
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"id": f"x{i}", "text": t, "label": "a"}) + "\n" for i, t in
                             enumerate(["the cat sat", "the cat sat", "stock markets fell sharply today"])))
-    result = runner.invoke(app, ["score", "diversity", str(data), "--out", str(tmp_path / "div.jsonl"),
+    result = runner.invoke(app, ["score", "diversity", str(data), "--out", str(tmp_path / "div"),
                                  "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 0, result.output
-    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "div.jsonl").read_text().splitlines())}
+    rows = {r["id"]: r for r in read_signals(tmp_path / "div").rows()}
     assert rows["x0"]["nearest_id"] == "x1" and rows["x0"]["chamfer"] == pytest.approx(0, abs=1e-6)
     bad = runner.invoke(app, ["score", "agreement", str(tmp_path / "missing.tsv")])
     assert bad.exit_code == 2 and "no such file" in bad.output
