@@ -4,15 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench bench-install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU wheel of torch first: an unpinned torch would pull several GB of CUDA packages.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps kronfluence==1.0.1 einops==0.8.2 einconv==0.1.0 opt-einsum==3.4.0  # influence tests; --no-deps: its torchvision pin has no CPU build here, and it runs without it
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	# Everything (every extra), at the exact versions tested together; pyproject.toml holds the ranges.
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps kronfluence==1.0.1 einops==0.8.2 einconv==0.1.0 opt-einsum==3.4.0  # influence tests; --no-deps: its torchvision pin has no CPU build here, and it runs without it
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +30,9 @@ test-fast: install
 bench: install
 	$(PY) bench/bench_likelihood.py
 	$(PY) bench/bench_sampling.py
+
+bench-install:  # fresh venvs: core vs every extra (the [all] run may compile llama.cpp: minutes)
+	$(PY) bench/bench_install.py
 
 clean:
 	rm -rf $(VENV) tamis-workspace .pytest_cache

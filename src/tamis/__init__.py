@@ -126,7 +126,10 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        from tamis.extras import needs
+
+        with needs("models", f"tamis.{name}"):
+            return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'tamis' has no attribute {name!r}")
 
 

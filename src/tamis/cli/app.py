@@ -117,6 +117,14 @@ def friendly_errors(fn: F) -> F:
         except (TamisError, FileNotFoundError) as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)  # never hard-wrap: logs get grepped
             raise typer.Exit(2) from None
+        except ModuleNotFoundError as exc:  # an optional part that is not installed: name its extra
+            from tamis.extras import MissingExtra, extra_for
+
+            if extra_for(exc.name) is None:
+                raise
+            err.print(f"[bold red]error:[/] {escape(str(MissingExtra(extra_for(exc.name), exc.name.split('.')[0])))}",
+                      soft_wrap=True)
+            raise typer.Exit(2) from None
 
     signature = inspect.signature(fn)
     for param in signature.parameters.values():  # help is plain text: "[default: x]" must not become markup

@@ -15,6 +15,19 @@ studio_app = typer.Typer(help="The post-editing studio: people correct data, tam
                          no_args_is_help=True)
 app.add_typer(studio_app, name="studio")
 
+
+@studio_app.callback()
+def _studio_extra() -> None:
+    from rich.markup import escape
+
+    from tamis.extras import MissingExtra, require
+
+    try:
+        require("studio", "the post-editing studio")
+    except MissingExtra as exc:  # one line and exit 2, as friendly_errors does
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
 DbOpt = typer.Option(None, "--db", envvar="TAMIS_STUDIO_DB",
                      help="Database URL, e.g. postgresql+psycopg://user@host/db [default: SQLite in the workspace].")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tamis.extras import require
+
 from tamis.models.base import (
     LLM,
     Embedder,
@@ -42,10 +44,12 @@ def load_llm(spec: str | ModelSpec = DEFAULT_LLM, workspace: Any = None, *, cach
     _quiet_libraries()
     llm: LLM
     if spec.backend == "transformers":
+        require("models", "the transformers backend")
         from tamis.models.hf import TransformersLLM
 
         llm = TransformersLLM(spec, workspace)
     elif spec.backend == "llamacpp":
+        require("llamacpp", "the llama.cpp backend")
         from tamis.models.llamacpp import LlamaCppLLM
 
         llm = LlamaCppLLM(spec, workspace)
@@ -69,6 +73,7 @@ def load_embedder(spec: str | ModelSpec = DEFAULT_EMBEDDER, workspace: Any = Non
     _quiet_libraries()
     if spec.backend != "sentence-transformers":
         raise ModelError(f"{spec.backend!r} is not an embedder backend; use sentence-transformers")
+    require("models", "sentence embedders")
     from tamis.models.embedder import SentenceTransformerEmbedder
 
     embedder: Embedder = SentenceTransformerEmbedder(spec, workspace)
