@@ -115,6 +115,13 @@ _EXPORTS = {
     "char_edit_distance": "tamis.signals.edits",
     "create_studio_app": "tamis.studio.app",
     "export_studio_project": "tamis.studio.export",
+    # annotation-tool interop: Argilla, Label Studio
+    "review_items": "tamis.interop",
+    "write_label_studio": "tamis.interop",
+    "write_argilla": "tamis.interop",
+    "import_annotations": "tamis.interop",
+    "run_export_review": "tamis.interop",
+    "run_import_annotations": "tamis.interop",
     # jobs
     "ProfileConfig": "tamis.pipeline.profile",
     "run_profile": "tamis.pipeline.profile",
