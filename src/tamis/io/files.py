@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,10 @@ from tamis.io.errors import DataError, RowError
 from tamis.store import to_json, writable_dir, writing
 
 JSON_COLUMNS_KEY = b"tamis.json_columns"
-HF_DESCRIPTION_PREFIX = "tamis:json_columns="
+# struct columns tamis wrote from dicts: an absent key was stored as null, so nulls are dropped on read
+STRUCT_COLUMNS_KEY = b"tamis.struct_columns"
+HF_DESCRIPTION_PREFIX = "tamis:json_columns="  # older folders: the JSON columns only
+HF_COLUMNS_PREFIX = "tamis:columns="  # {"json": [...], "struct": [...]}
 # columns that hold structure; when a table stores them as JSON text they are decoded on read
 STRUCTURED = ("messages", "conversations", "annotations", "labels", "annotators", "meta")
 # deepest nesting of lists/objects a row may have; real chat rows have < 10, and deeper rows would
@@ -103,7 +106,8 @@ def iter_raw_rows(path: Path, *, split: str | None = None) -> Iterator[RawRow]:
             raise DataError(f"{path}: cannot read as Parquet ({e}); is the file complete?") from None
         meta = table.schema.metadata or {}
         json_cols = json.loads(meta.get(JSON_COLUMNS_KEY, b"[]"))
-        yield from _table_rows(table.to_pylist(), json_cols)
+        struct_cols = json.loads(meta.get(STRUCT_COLUMNS_KEY, b"[]"))
+        yield from _table_rows(table.to_pylist(), json_cols, struct_cols)
     else:
         yield from _hf_rows(path, split)
 
@@ -305,12 +309,21 @@ def _locate(path: Path, bad: list[Any]) -> list[int | None]:
     return found
 
 
-def _table_rows(rows: list[dict[str, Any]], json_cols: list[str]) -> Iterator[RawRow]:
+def _table_rows(rows: Iterable[dict[str, Any]], json_cols: list[str],
+                struct_cols: list[str] | tuple[str, ...] = ()) -> Iterator[RawRow]:
     for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            yield _object_row(i, row)
+            continue
         raw = dict(row)
         try:
             for key in list(row):
-                if key in json_cols:
+                if key in struct_cols:
+                    if row[key] is None:  # the row had no such column
+                        del row[key]
+                    else:
+                        row[key] = drop_nulls(row[key])
+                elif key in json_cols:
                     if row[key] is None:  # the row had no such column
                         del row[key]
                     else:
@@ -337,17 +350,50 @@ def _hf_rows(path: Path, split: str | None) -> Iterator[RawRow]:
     except (FileNotFoundError, ValueError) as e:
         raise DataError(f"{path}: not a Hugging Face datasets folder (save_to_disk) nor a known file type: {e}"
                         ) from None
-    if isinstance(ds, datasets.DatasetDict):
-        names = list(ds)
-        chosen = split or ("train" if "train" in ds else (names[0] if len(names) == 1 else None))
-        if chosen not in ds:
-            raise DataError(f"{path}: choose a split with split=...; this dataset has {names}")
-        ds = ds[chosen]
-    elif split is not None and ds.split is not None and str(ds.split) != split:
-        raise DataError(f"{path}: holds the split {ds.split!s}, not {split!r}")
-    desc = ds.info.description or ""
-    json_cols = json.loads(desc[len(HF_DESCRIPTION_PREFIX):]) if desc.startswith(HF_DESCRIPTION_PREFIX) else []
-    yield from _table_rows(ds.to_list(), json_cols)
+    yield from hf_dataset_rows(ds, split, str(path))
+
+
+def pick_split(ds: Any, split: str | None, name: str) -> Any:
+    """One split of a DatasetDict / IterableDatasetDict (``split``, else "train", else the only one)."""
+    names = list(ds)
+    chosen = split or ("train" if "train" in ds else (names[0] if len(names) == 1 else None))
+    if chosen not in ds:
+        asked = f"there is no split {split!r}" if split else "choose a split with split=..."
+        raise DataError(f"{name}: {asked}; this dataset has the splits {names}")
+    return ds[chosen]
+
+
+def hf_dataset_rows(ds: Any, split: str | None, name: str) -> Iterator[RawRow]:
+    """The rows of a datasets Dataset, DatasetDict, IterableDataset or IterableDatasetDict."""
+    import datasets
+
+    if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        ds = pick_split(ds, split, name)
+    elif split is not None and getattr(ds, "split", None) is not None and str(ds.split) != split:
+        raise DataError(f"{name}: holds the split {ds.split!s}, not {split!r}")
+    info = getattr(ds, "info", None)
+    json_cols, struct_cols = hf_column_info((info.description if info is not None else None) or "")
+    rows = ds.to_list() if isinstance(ds, datasets.Dataset) else iter(ds)
+    yield from _table_rows(rows, json_cols, struct_cols)
+
+
+def hf_column_info(description: str) -> tuple[list[str], list[str]]:
+    """The JSON-text and struct columns a tamis-written HF dataset records in its description."""
+    if description.startswith(HF_COLUMNS_PREFIX):
+        info = json.loads(description[len(HF_COLUMNS_PREFIX):])
+        return list(info.get("json", [])), list(info.get("struct", []))
+    if description.startswith(HF_DESCRIPTION_PREFIX):
+        return json.loads(description[len(HF_DESCRIPTION_PREFIX):]), []
+    return [], []
+
+
+def drop_nulls(value: Any) -> Any:
+    """A struct value with the keys Arrow filled with null (absent in the row) left out again."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
 
 
 # -- writing ------------------------------------------------------------------------------------------
@@ -372,8 +418,9 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
                 opts = pcsv.WriteOptions(delimiter="\t" if kind == "tsv" else ",")
                 pcsv.write_csv(pa.table(data), tmp, write_options=opts)
             elif kind == "parquet":
-                table, json_cols = arrow_table(rows)
-                pq.write_table(table.replace_schema_metadata({JSON_COLUMNS_KEY: json.dumps(json_cols)}), tmp)
+                table, json_cols, struct_cols = arrow_table(rows, structs=True)
+                pq.write_table(table.replace_schema_metadata({JSON_COLUMNS_KEY: json.dumps(json_cols),
+                                                              STRUCT_COLUMNS_KEY: json.dumps(struct_cols)}), tmp)
             else:
                 _save_hf(rows, tmp)
             _replace(tmp, path)
@@ -414,10 +461,16 @@ def _csv_cell(value: Any) -> str | None:
     return text if text is None else neutralise_formula(text)
 
 
-def arrow_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[str]]:
-    """An Arrow table of the rows; columns Arrow cannot type faithfully are stored as JSON text."""
+def arrow_table(rows: list[dict[str, Any]], *, structs: bool = False) -> Any:
+    """An Arrow table of the rows; columns Arrow cannot type faithfully are stored as JSON text.
+
+    Returns (table, json_columns), or with ``structs`` (table, json_columns, struct_columns): then a
+    column of dicts (``meta``, chat turns with extra keys) becomes an Arrow struct column when that
+    loses nothing: the keys a row lacks are stored as null and dropped again on read, so it is used
+    only when no row holds an explicit null there and every value reads back with its type."""
     data: dict[str, pa.Array] = {}
     json_cols: list[str] = []
+    struct_cols: list[str] = []
     for col in _columns(rows):
         values = [r.get(col) for r in rows]
         sparse = any(col not in r for r in rows)  # Arrow would turn "absent" into null
@@ -427,10 +480,74 @@ def arrow_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[str]]:
                 continue
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                 pass
+        if structs:
+            array = _struct_array([r[col] if col in r else _ABSENT for r in rows])
+            if array is not None:
+                struct_cols.append(col)
+                data[col] = array
+                continue
         # JSON text: a present value (even null) is text, an absent one is null, so nothing is invented
         json_cols.append(col)
         data[col] = pa.array([to_json(r[col]) if col in r else None for r in rows], pa.string())
+    if structs:
+        return pa.table(data), json_cols, struct_cols
     return pa.table(data), json_cols
+
+
+_ABSENT = object()
+
+
+def _struct_array(values: list[Any]) -> pa.Array | None:
+    """The values as an Arrow array holding structs, or None when that would change any of them."""
+    present = [v for v in values if v is not _ABSENT]
+    if not any(isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict) for x in v))
+               for v in present):
+        return None
+    if _has_null(present):  # an explicit null could not be told from an absent key
+        return None
+    try:
+        array = pa.array([None if v is _ABSENT else v for v in values])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError,
+            ValueError):
+        return None
+    if _has_empty_struct(array.type):  # Parquet cannot store a struct without fields
+        return None
+    back = [drop_nulls(v) for v, orig in zip(array.to_pylist(), values) if orig is not _ABSENT]
+    return array if all(_same(a, b) for a, b in zip(back, present)) else None
+
+
+def _has_null(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None:
+            return True
+        if isinstance(v, float) and not math.isfinite(v):
+            return True
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return False
+
+
+def _has_empty_struct(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return t.num_fields == 0 or any(_has_empty_struct(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _has_empty_struct(t.value_type)
+    return pa.types.is_null(t)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal with the same types (1 is not 1.0, True is not 1); a struct may order keys differently."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 def _needs_json(values: list[Any]) -> bool:
@@ -452,9 +569,18 @@ def _save_hf(rows: list[dict[str, Any]], tmp: Path) -> None:
     import datasets
     from datasets.table import InMemoryTable
 
-    table, json_cols = arrow_table(rows)
-    info = datasets.DatasetInfo(description=HF_DESCRIPTION_PREFIX + json.dumps(json_cols))
-    datasets.Dataset(InMemoryTable(table), info=info).save_to_disk(str(tmp))
+    hf_dataset(rows).save_to_disk(str(tmp))
+
+
+def hf_dataset(rows: list[dict[str, Any]]) -> Any:
+    """A datasets.Dataset of the rows: dict columns (``meta``) as structs where that loses nothing,
+    other columns Arrow cannot type as JSON text (recorded in the description, so tamis reads them back)."""
+    import datasets
+    from datasets.table import InMemoryTable
+
+    table, json_cols, struct_cols = arrow_table(rows, structs=True)
+    info = datasets.DatasetInfo(description=HF_COLUMNS_PREFIX + json.dumps({"json": json_cols, "struct": struct_cols}))
+    return datasets.Dataset(InMemoryTable(table), info=info)
 
 
 def _replace(tmp: Path, path: Path) -> None:

@@ -51,8 +51,15 @@ def _content_key(ex: Example) -> str:
     return json.dumps([ex.text, ex.label], ensure_ascii=False)
 
 
-def inspect_dataset(result: ReadResult, tokenizer: Any = None) -> dict[str, Any]:
-    """Summarise a read: counts, kinds, turns, char/token lengths, duplicates, labels, problems."""
+def inspect_dataset(result: Any, tokenizer: Any = None) -> dict[str, Any]:
+    """Summarise a read: counts, kinds, turns, char/token lengths, duplicates, labels, problems.
+
+    ``result`` is a ReadResult, or anything ``read_dataset`` takes (a path, a datasets.Dataset, a
+    DataFrame, a list of dicts), which is read first."""
+    if not isinstance(result, ReadResult):
+        from tamis.io.reader import read_dataset
+
+        result = read_dataset(result)
     exs = result.examples
     chat = [e for e in exs if e.kind == "chat"]
     lab = [e for e in exs if e.kind == "labelled"]

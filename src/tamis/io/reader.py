@@ -28,7 +28,7 @@ class ReadResult:
 
     examples: list[Example]
     format: str
-    source: Path
+    source: Path | str  # the file or folder read, or a label for in-memory data ("datasets.Dataset[train]")
     n_read: int
     n_rejected: int
     problems: list[Problem] = field(default_factory=list)
@@ -46,6 +46,18 @@ class ReadResult:
             line += f" (quarantine: {self.quarantine_path})"
         return line
 
+    def to_hf(self, format: str | None = None) -> Any:
+        """The kept examples as a ``datasets.Dataset`` in ``format`` (default: the format read)."""
+        from tamis.io.convert import to_hf
+
+        return to_hf(self.examples, format or self.format)
+
+    def to_pandas(self, format: str | None = None) -> Any:
+        """The kept examples as a pandas DataFrame in ``format`` (default: the format read)."""
+        from tamis.io.convert import to_pandas
+
+        return to_pandas(self.examples, format or self.format)
+
     def write_quarantine(self, dest: str | Path) -> Path:
         """Write the rejected rows (original row, file, row number, field, reason, hint) as JSONL."""
         path = _write_quarantine(dest, self.problems, self.rejected)
@@ -55,7 +67,7 @@ class ReadResult:
 
 
 def read_dataset(
-    path: str | Path,
+    path: Any,
     *,
     format: str | None = None,
     quarantine: str | Path | None = None,
@@ -65,21 +77,31 @@ def read_dataset(
     columns: Mapping[str, str] | None = None,
     defaults: Mapping[str, Any] | None = None,
 ) -> ReadResult:
-    """Read a dataset file or folder into Examples, reporting and quarantining bad rows.
+    """Read a dataset into Examples, reporting and quarantining bad rows.
 
+    `path` is a file or folder, or data already in memory: a ``datasets.Dataset``, ``DatasetDict``
+    (``split``, default "train"), ``IterableDataset``, a pandas DataFrame or a list of dicts. Every row
+    goes through the same validation and quarantine; in-memory rows are numbered from 1.
     `columns` renames columns before conversion ({"sentence": "text", "ref_A": "target"}) and
     `defaults` fills columns a row lacks ({"source_lang": "de"}), so near-miss layouts need no copy.
     """
-    src = Path(path)
-    name = str(src)
-    if not src.exists():
-        raise DataError(f"{name}: no such file or folder; check the path")
+    if isinstance(path, (str, os.PathLike)):
+        src: Path | str = Path(path)
+        name = str(src)
+        if not src.exists():
+            raise DataError(f"{name}: no such file or folder; check the path")
+        rows_of = iter_raw_rows(src, split=split)
+    else:
+        from tamis.io.convert import object_rows
+
+        name, rows_of = object_rows(path, split)
+        src = name
     if format is not None and format not in FORMATS:
         raise DataError(f"{name}: unknown format {format!r}; supported formats: {', '.join(FORMATS)}")
     raws: list[RawRow] = []
     truncated: TruncatedFile | None = None
     try:
-        for raw in iter_raw_rows(src, split=split):
+        for raw in rows_of:
             if limit is not None and len(raws) >= limit:
                 break
             if raw.data is not None and (columns or defaults):
