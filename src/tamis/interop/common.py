@@ -189,22 +189,23 @@ def combine(parsed: Parsed, examples: Sequence[Example], tool: str, export_name:
         raise ValueError(f"unknown tool {tool!r}")
     by_id = {ex.id: ex for ex in examples}
     quarantined = list(parsed.quarantined)
-    per_item: dict[str, list[Annotation]] = {}
+    grouped: dict[str, list[Annotation]] = {}
     for ann in parsed.annotations:
-        ex = by_id.get(ann.item)
+        grouped.setdefault(ann.item, []).append(ann)
+    per_item: dict[str, list[Annotation]] = {}
+    for item_id, anns in grouped.items():
+        ex = by_id.get(item_id)
+        where = anns[0].source.split(": annotations")[0].split(": responses")[0]
+        problem = None
         if ex is None:
-            quarantined.append({"id": ann.item, "annotator": ann.annotator, "where": ann.source,
-                                "reason": f"{export_name}: {ann.source}: item {ann.item!r} is not in the data set",
-                                "annotation": ann.to_dict()})
+            problem = "is not in the data set"
+        elif parsed.digests.get(item_id) and parsed.digests[item_id] != example_digest(ex):
+            problem = "differs in the data set from the version exported for review (tamis_digest); re-export it"
+        if problem:
+            quarantined.append({"id": item_id, "where": where, "reason": f"{export_name}: {where}: item {item_id!r} "
+                                f"{problem}", "annotations": [a.to_dict() for a in anns]})
             continue
-        digest = parsed.digests.get(ann.item)
-        if digest and digest != example_digest(ex):
-            quarantined.append({"id": ann.item, "annotator": ann.annotator, "where": ann.source,
-                                "reason": f"{export_name}: {ann.source}: item {ann.item!r} differs in the data set "
-                                          "from the version exported for review (tamis_digest); re-export it",
-                                "annotation": ann.to_dict()})
-            continue
-        per_item.setdefault(ann.item, []).append(ann)
+        per_item[item_id] = anns
 
     decisions: list[Decision] = []
     paired: list[dict[str, Any]] = []
