@@ -489,3 +489,19 @@ def test_namespace_exports() -> None:
     for name in ("review_items", "write_label_studio", "write_argilla", "import_annotations",
                  "run_export_review", "run_import_annotations"):
         assert callable(getattr(tamis, name))
+
+
+def test_an_annotators_last_answer_counts(dolly: Path, examples, tmp_path: Path) -> None:
+    run_export_review(ExportReviewJob(data=str(dolly), to="label-studio", out=str(tmp_path / "ls")))
+    task = json.loads((tmp_path / "ls" / "tasks.json").read_text())[0]
+    choice = lambda c: [{"from_name": "decision", "to_name": "response", "type": "choices",  # noqa: E731
+                         "value": {"choices": [c]}}]
+    task["annotations"] = [{"completed_by": 1, "result": choice("reject")}, {"completed_by": 1, "result": choice("accept")}]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([task]))
+    from tamis.interop import import_annotations
+    combined = import_annotations("label-studio", path, examples)
+    assert [d.action for d in combined.decisions] == ["keep"] and len(combined.paired[0]["edits"]) == 1
+    path.write_text(json.dumps([{"id": 1, "tamis_id": task["data"]["tamis_id"], "decision": "accept"}]))
+    with pytest.raises(DataError, match="not 'JSON-MIN'"):
+        read_label_studio(path)

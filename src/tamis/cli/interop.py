@@ -15,7 +15,7 @@ from tamis.interop.jobs import ExportReviewJob, ImportAnnotationsJob
 @friendly_errors
 def export_review(
     data: Path = typer.Argument(..., help="The data set whose examples go to review."),
-    to: str = opt(ExportReviewJob, "to", "--to", "-t"),
+    to: str = opt(ExportReviewJob, "to", "--to", "-t", required=True),
     output: Path = opt(ExportReviewJob, "out", "--out", "-o", required=True),
     decisions: Optional[Path] = opt(ExportReviewJob, "decisions", "--decisions", "-d"),
     action: list[str] = opt(ExportReviewJob, "actions", "--action"),
@@ -51,7 +51,7 @@ def export_review(
 @friendly_errors
 def import_annotations(
     export: Path = typer.Argument(..., help="Label Studio's JSON export, or the records exported from Argilla."),
-    source: str = opt(ImportAnnotationsJob, "source", "--from"),
+    source: str = opt(ImportAnnotationsJob, "source", "--from", required=True),
     data: Path = opt(ImportAnnotationsJob, "data", "--data", required=True),
     output: Path = opt(ImportAnnotationsJob, "out", "--out", "-o", required=True),
     format: Optional[str] = FormatOpt,

@@ -205,7 +205,10 @@ def combine(parsed: Parsed, examples: Sequence[Example], tool: str, export_name:
             quarantined.append({"id": item_id, "where": where, "reason": f"{export_name}: {where}: item {item_id!r} "
                                 f"{problem}", "annotations": [a.to_dict() for a in anns]})
             continue
-        per_item[item_id] = anns
+        latest: dict[str, Annotation] = {}
+        for ann in anns:  # an annotator who answered twice (a re-annotation): the last answer counts
+            latest[ann.annotator] = ann
+        per_item[item_id] = list(latest.values())
 
     decisions: list[Decision] = []
     paired: list[dict[str, Any]] = []

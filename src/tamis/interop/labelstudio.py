@@ -223,7 +223,8 @@ def _task_annotations(task: Any, where: str) -> tuple[str, list[Annotation]]:
         raise DataError(f"{where}: not an object")
     data = task.get("data")
     if not isinstance(data, dict):
-        raise DataError(f"{where}: field 'data': missing or not an object")
+        raise DataError(f"{where}: field 'data': missing or not an object (export the project as 'JSON', "
+                        "not 'JSON-MIN' or CSV)")
     item = data.get("tamis_id")
     if item in (None, ""):
         raise DataError(f"{where}: field 'data.tamis_id': missing (was the task exported by tamis export-review?)")
