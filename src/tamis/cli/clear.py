@@ -16,6 +16,18 @@ from tamis.pipeline.clear import CorrectJob, DetectorJob, FilterJob, ScoreJob
 from tamis.signals.confidence import ConfidenceConfig
 
 OutputFormatOpt = opt(FilterJob, "output_format", "--output-format")
+PushOpt = typer.Option(None, "--push-to-hub", metavar="OWNER/NAME",
+                       help="Then upload the curated data, its dataset card (README.md), decisions and manifest to "
+                            "this Hugging Face dataset repo (needs a token: HF_TOKEN or `hf auth login`).")
+
+
+def push_output(result: Any, repo: Optional[str]) -> None:
+    """--push-to-hub: upload a finished curation run's folder (a ConfigError when no token or network)."""
+    if repo:
+        from tamis.report.card import push_to_hub
+
+        url = push_to_hub(result.out_dir, repo, data_file=result.data_path.name if result.data_path else None)
+        out.print(f"pushed to [bold]{url}[/]")
 
 
 @score_app.command("confidence")
@@ -93,6 +105,7 @@ def filter_command(
     drop: list[str] = opt(FilterJob, "drop", "--drop"),
     format: Optional[str] = FormatOpt,
     output_format: Optional[str] = OutputFormatOpt,
+    push_to_hub: Optional[str] = PushOpt,
     overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
@@ -110,7 +123,8 @@ def filter_command(
         out.print(f"rule [bold]{rule_text}[/]: threshold {value:.4g}")
     print_counts(result.counts, "reused: this run was complete" if result.reused else "")
     out.print(f"outputs in [bold]{result.out_dir}[/] (decisions.jsonl, {result.data_path.name if result.data_path else ''}, "
-              "dropped.jsonl, manifest.json)")
+              "dropped.jsonl, README.md, manifest.json)")
+    push_output(result, push_to_hub)
 
 
 @app.command("correct")

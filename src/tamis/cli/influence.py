@@ -9,6 +9,7 @@ import typer
 
 from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, score_app,
                            workspace_from)
+from tamis.cli.clear import PushOpt, push_output
 from tamis.curate.select import SelectionConfig
 from tamis.signals.influence.config import GradientConfig, InfluenceConfig
 
@@ -77,6 +78,7 @@ def select_command(
     budget: Optional[int] = opt(SelectionConfig, "budget"),
     clusters: int = opt(SelectionConfig, "clusters"),
     seed: int = opt(SelectionConfig, "seed"),
+    push_to_hub: Optional[str] = PushOpt,
     overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
@@ -89,4 +91,5 @@ def select_command(
                     format=format, output_format=output_format, selection=config)
     result = run_select(job, overwrite=overwrite)
     out.print(f"[bold]decisions[/] {result.counts}; outputs in [bold]{result.out_dir}[/] (decisions.jsonl, "
-              f"{result.data_path.name if result.data_path else ''}, dropped.jsonl)")
+              f"{result.data_path.name if result.data_path else ''}, dropped.jsonl, README.md)")
+    push_output(result, push_to_hub)

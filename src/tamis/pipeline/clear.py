@@ -172,7 +172,22 @@ def materialise(read: ReadResult, decisions: list[Decision], out: Path, manifest
     atomic_write_jsonl(out / "dropped.jsonl", dropped, default=float)
     manifest.output("dropped", out / "dropped.jsonl")
     manifest.count(**action_counts(decisions))
+    write_output_card(out, path, fmt, len(kept), read, decisions, manifest)
     return path
+
+
+def write_output_card(out: Path, path: Path, fmt: str, n_rows: int, read: ReadResult, decisions: list[Decision],
+                      manifest: Manifest) -> Path:
+    """README.md beside curated data: the Hub's YAML header, then source, signals, policy, counts, reasons."""
+    from tamis.report.card import dataset_card, write_card
+
+    data = manifest.data
+    text = dataset_card(data_file=path.name, n_rows=n_rows, format=fmt, source=str(read.source),
+                        command=data["command"], decisions=decisions, config=data.get("config"),
+                        counts=data.get("counts"), thresholds=data.get("thresholds"), policy=data.get("policy"))
+    card = write_card(out, text)
+    manifest.output("card", card)
+    return card
 
 
 @dataclass
