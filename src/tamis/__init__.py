@@ -133,9 +133,9 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        from tamis.extras import needs
+        from tamis.extras import extra_of_module, needs
 
-        with needs("models", f"tamis.{name}"):
+        with needs(extra_of_module(_EXPORTS[name]), f"tamis.{name}"):
             return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'tamis' has no attribute {name!r}")
 

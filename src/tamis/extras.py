@@ -78,12 +78,26 @@ def extra_for(module: str | None) -> str | None:
     return _EXTRA_OF.get((module or "").split(".")[0])
 
 
+# tamis modules -> the extra they need (the Python namespace names it when one is missing)
+_MODULE_EXTRA = (("tamis.train", "train"), ("tamis.signals.influence", "influence"), ("tamis.studio", "studio"),
+                 ("tamis.models.llamacpp", "llamacpp"), ("tamis.models", "models"), ("tamis.signals", "models"),
+                 ("tamis.generate", "models"), ("tamis.pipeline", "models"))
+
+
+def extra_of_module(module: str) -> str:
+    """The extra a tamis module needs beyond the core (by package; "models" when unsure)."""
+    return next((extra for prefix, extra in _MODULE_EXTRA if module == prefix or module.startswith(prefix + ".")),
+                "models")
+
+
 @contextmanager
 def needs(extra: str, what: str | None = None) -> Iterator[None]:
-    """Turn a ModuleNotFoundError inside the block into MissingExtra when an extra provides the module."""
+    """Turn a ModuleNotFoundError inside the block into MissingExtra when an extra provides the module:
+    ``extra`` when it lists the module, else the extra that does."""
     try:
         yield
     except ModuleNotFoundError as exc:
-        if exc.name and extra_for(exc.name) is not None:
-            raise MissingExtra(extra_for(exc.name) or extra, exc.name.split(".")[0], what) from None
+        top = (exc.name or "").split(".")[0]
+        if extra_for(top) is not None:
+            raise MissingExtra(extra if top in EXTRAS.get(extra, ()) else extra_for(top) or extra, top, what) from None
         raise
