@@ -6,11 +6,11 @@
     ds = result.to_hf()                      # a datasets.Dataset (read_dataset(ds) reads it back)
 """
 
-from tamis.io.convert import examples_from, to_hf, to_pandas
+from tamis.io.convert import to_hf, to_pandas
 from tamis.io.errors import ConversionError, DataError, Problem, RowError
 from tamis.io.formats import FORMATS, detect_format, from_row, to_row
 from tamis.io.inspect import inspect_dataset
-from tamis.io.reader import ReadResult, read_dataset, write_dataset
+from tamis.io.reader import ReadResult, examples_from, read_dataset, write_dataset
 
 __all__ = [
     "FORMATS", "ConversionError", "DataError", "Problem", "ReadResult", "RowError",

@@ -6,8 +6,7 @@ rows the file readers produce, so validation and quarantine are the same (row nu
 
 Out: :func:`to_hf` / :func:`to_pandas` write examples in any format as a ``datasets.Dataset`` or a
 DataFrame; ``meta`` (and any column of dicts) is a struct column when that loses nothing, as in
-Parquet and ``save_to_disk`` output. :func:`examples_from` is what API functions use to accept any
-of these as their data.
+Parquet and ``save_to_disk`` output.
 """
 
 from __future__ import annotations
@@ -108,11 +107,3 @@ def to_pandas(examples: Iterable[Example], format: str = "messages") -> Any:
         cols.update(dict.fromkeys(r))
     return pd.DataFrame.from_records(rows, columns=list(cols))
 
-
-def examples_from(data: Any, **read_options: Any) -> list[Example]:
-    """Examples from anything tamis reads: a list of Examples as is, else ``read_dataset(data)``'s kept rows."""
-    if isinstance(data, list) and data and all(isinstance(x, Example) for x in data):
-        return data
-    from tamis.io.reader import read_dataset
-
-    return read_dataset(data, **read_options).examples

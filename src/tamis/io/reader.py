@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tamis.io.convert import object_rows, to_hf, to_pandas
 from tamis.io.errors import DataError, Problem, RowError
 from tamis.io.files import RawRow, TruncatedFile, iter_raw_rows, write_rows
 from tamis.io.formats import FORMATS, detect_format, from_row, to_row
@@ -48,14 +49,10 @@ class ReadResult:
 
     def to_hf(self, format: str | None = None) -> Any:
         """The kept examples as a ``datasets.Dataset`` in ``format`` (default: the format read)."""
-        from tamis.io.convert import to_hf
-
         return to_hf(self.examples, format or self.format)
 
     def to_pandas(self, format: str | None = None) -> Any:
         """The kept examples as a pandas DataFrame in ``format`` (default: the format read)."""
-        from tamis.io.convert import to_pandas
-
         return to_pandas(self.examples, format or self.format)
 
     def write_quarantine(self, dest: str | Path) -> Path:
@@ -92,8 +89,6 @@ def read_dataset(
             raise DataError(f"{name}: no such file or folder; check the path")
         rows_of = iter_raw_rows(src, split=split)
     else:
-        from tamis.io.convert import object_rows
-
         name, rows_of = object_rows(path, split)
         src = name
     if format is not None and format not in FORMATS:
@@ -232,3 +227,11 @@ def default_quarantine_path(output: str | Path) -> Path:
     """Where rejected rows go when the user names no quarantine: beside the output, named after it."""
     output = Path(output)
     return output.with_name(output.name + ".quarantine.jsonl")
+
+
+def examples_from(data: Any, **read_options: Any) -> list[Example]:
+    """Examples from anything tamis reads: a list of Examples as is, else ``read_dataset(data)``'s kept
+    rows (a path, a datasets Dataset/DatasetDict/IterableDataset, a DataFrame, a list of dicts)."""
+    if isinstance(data, list) and data and all(isinstance(x, Example) for x in data):
+        return data
+    return read_dataset(data, **read_options).examples
