@@ -505,3 +505,43 @@ def test_an_annotators_last_answer_counts(dolly: Path, examples, tmp_path: Path)
     path.write_text(json.dumps([{"id": 1, "tamis_id": task["data"]["tamis_id"], "decision": "accept"}]))
     with pytest.raises(DataError, match="not 'JSON-MIN'"):
         read_label_studio(path)
+
+
+@pytest.mark.parametrize("shape", ["nested", "flat"])
+def test_reads_what_the_argilla_client_exports(shared_data: Path, tmp_path: Path, shape: str) -> None:
+    """Records answered through ``rg.Response`` and exported by Argilla 2.8's own ``to_list`` (see
+    fixtures/make_argilla_sdk_export.py) import as expected. Argilla's nested export carries no
+    response status, so there a discarded answer reads as submitted; the flattened one keeps it."""
+    src = shared_data / "dolly_alpagasus_3k" / "dolly_filtered_3k.jsonl"
+    data = tmp_path / "dolly6.jsonl"
+    with open(src, encoding="utf-8") as fh:
+        data.write_text("".join(next(fh) for _ in range(6)), encoding="utf-8")
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "argilla_sdk_export.json").read_text())
+    export = tmp_path / f"{shape}.json"
+    export.write_text(json.dumps(fixture[shape]))
+    result = run_import_annotations(ImportAnnotationsJob(export=str(export), data=str(data), source="argilla",
+                                                         out=str(tmp_path / "imp")))
+    actions = [d.action for d in read_decisions(tmp_path / "imp" / "decisions.jsonl")]
+    last = "review" if shape == "nested" else "keep"  # d3-00005: u1 discarded, u2 kept
+    assert actions == ["keep", "edit", "drop", "review", "review", last]
+    examples = read_dataset(data).examples
+    paired = [json.loads(x) for x in (tmp_path / "imp" / "paired.jsonl").read_text().splitlines()]
+    assert paired[1]["edits"][0]["hter"] == pytest.approx(edit_effort([examples[1].response], ["A fixed answer."]).hter)
+    u1, u2 = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
+    ratings = [(p["id"], e["annotator"], str(e["rating"])) for p in paired for e in p["edits"]
+               if e["status"] == "submitted" and e["rating"] is not None]
+    assert {r[1] for r in ratings} == {u1, u2}
+    assert result.agreement["rating"]["alpha"] == pytest.approx(_alpha_direct(ratings, "ordinal"), abs=1e-9)
+
+
+def test_settings_are_what_argilla_serialises() -> None:
+    """Argilla 2.8 read our settings (``rg.Settings.from_json``) and serialised them back to exactly
+    our dictionary, apart from the server-side keys (ids, timestamps) it adds as null."""
+    theirs = json.loads((Path(__file__).parent / "fixtures" / "argilla_settings_serialized.json").read_text())
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("id", "inserted_at", "updated_at", "dataset_id")}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    assert strip(theirs) == argilla_settings()

@@ -44,28 +44,32 @@ def argilla_settings(*, min_submitted: int = 1, guidelines: str | None = None, s
         "allow_extra_metadata": True,
         "distribution": {"strategy": "overlap", "min_submitted": int(min_submitted)},
         "fields": [
-            {"name": PROMPT, "title": "Conversation", "required": True,
+            {"name": PROMPT, "title": "Conversation", "required": True, "description": None, "type": "chat",
              "settings": {"type": "chat", "use_markdown": False}},
-            {"name": RESPONSE, "title": "Response", "required": True,
+            {"name": RESPONSE, "title": "Response", "required": True, "description": None, "type": "text",
              "settings": {"type": "text", "use_markdown": False}},
         ],
         "questions": [
-            {"name": EDITED, "title": "Your post-edit of the response", "required": False,
+            {"name": EDITED, "title": "Your post-edit of the response", "required": False, "type": "text",
              "description": "Pre-filled with the response; change only what is wrong.",
              "settings": {"type": "text", "use_markdown": False}},
-            {"name": DECISION, "title": "Keep this example?", "required": True,
+            {"name": DECISION, "title": "Keep this example?", "required": True, "type": "label_selection",
              "description": "keep: train on it (with your edit); drop: leave it out.",
              "settings": {"type": "label_selection", "visible_options": None,
                           "options": [{"value": v, "text": v, "description": None} for v in ("keep", "drop")]}},
-            {"name": RATING, "title": "Quality of the final response", "required": False,
+            {"name": RATING, "title": "Quality of the final response", "required": False, "type": "rating",
              "description": "1 useless ... 5 excellent",
              "settings": {"type": "rating", "options": [{"value": v} for v in RATING_SCALE]}},
         ],
         "metadata": [
             {"name": "tamis_action", "title": "tamis decision", "visible_for_annotators": True,
-             "settings": {"type": "terms", "values": ACTION_VALUES}},
+             "settings": {"type": "terms", "values": ACTION_VALUES, "visible_for_annotators": True}},
             {"name": "tamis_step", "title": "tamis step", "visible_for_annotators": False,
-             "settings": {"type": "terms", "values": sorted(set(steps)) or None}},
+             "settings": {"type": "terms", "values": sorted(set(steps)) or None, "visible_for_annotators": False}},
+        ] + [
+            {"name": name, "title": name, "visible_for_annotators": False,
+             "settings": {"type": "terms", "values": None, "visible_for_annotators": False}}
+            for name in ("tamis_id", "tamis_digest")
         ],
         "vectors": [],
         "mapping": None,
@@ -250,7 +254,7 @@ def read_argilla(path: str | Path) -> Parsed:
 def _record_annotations(rec: Any, where: str) -> tuple[str, str | None, str | None, list[Annotation]]:
     if not isinstance(rec, dict):
         raise DataError(f"{where}: not an object")
-    flat = "fields" not in rec
+    flat = "fields" not in rec and not isinstance(rec.get("responses"), dict)
     metadata = rec if flat else (rec.get("metadata") or {})
     if not isinstance(metadata, dict):
         raise DataError(f"{where}: field 'metadata': not an object")
@@ -259,7 +263,8 @@ def _record_annotations(rec: Any, where: str) -> tuple[str, str | None, str | No
         raise DataError(f"{where}: field 'id': missing (and no metadata.tamis_id)")
     item = str(item)
     where = f"{where}, item {item!r}"
-    start = (rec if flat else rec["fields"] if isinstance(rec["fields"], dict) else {}).get(RESPONSE)
+    fields = rec if flat else rec.get("fields")
+    start = fields.get(RESPONSE) if isinstance(fields, dict) else None
     per_user: dict[str, Annotation] = {}
     for question, user, value, status in (_flat_responses(rec, where) if flat else _nested_responses(rec, where)):
         at = f"{where}: responses.{question}"
