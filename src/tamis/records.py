@@ -110,3 +110,12 @@ def labelled_example(
     return Example(
         id=ex_id, kind="labelled", text=text, label=label, annotations=annotations, meta=dict(meta or {})
     )
+
+
+def data_fingerprint(examples: list[Example]) -> str:
+    """A hash of the exact training conversations (or labelled rows), saved beside what was trained on them."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps(ex.to_dict()["messages"] if ex.kind == "chat" else ex.to_dict(), sort_keys=True,
+                            ensure_ascii=False).encode())
+    return h.hexdigest()[:16]

@@ -27,9 +27,24 @@ SETTINGS_FILE = "settings.json"
 COMPLETE_FILE = ".complete"
 
 
+PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
 def _normalised(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings as JSON would give them back (tuples -> lists, paths -> strings)."""
-    return json.loads(json.dumps(dict(settings), default=str, sort_keys=True))
+    """Settings as JSON would give them back (tuples -> lists, paths -> strings); files shipped inside the
+    package are recorded as ``<tamis>/...``, so a workspace reused from another checkout matches."""
+    plain = json.loads(json.dumps(dict(settings), default=str, sort_keys=True))
+    return _package_relative(plain)
+
+
+def _package_relative(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(PACKAGE_DIR):
+        return "<tamis>" + value[len(PACKAGE_DIR):]
+    if isinstance(value, dict):
+        return {k: _package_relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_package_relative(v) for v in value]
+    return value
 
 
 def input_fingerprint(paths: Sequence[str | Path]) -> list[list[Any]]:
@@ -85,6 +100,7 @@ class Run:
         self.inputs = list(inputs)
         self.overwrite = overwrite
         self.complete = False
+        self.replaced = False  # true when ``overwrite`` replaced a run made with other settings
         self.manifest = Manifest(command, self.settings)
 
     def __enter__(self) -> "Run":
@@ -100,6 +116,7 @@ class Run:
                     raise OutputConflict(f"{self.out} already holds {what}. Choose another --out, or pass "
                                          "--overwrite to replace it")
                 (self.out / COMPLETE_FILE).unlink(missing_ok=True)
+                self.replaced = True
         digest = self._digest()
         marker = self.out / COMPLETE_FILE
         self.complete = marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest

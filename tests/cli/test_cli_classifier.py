@@ -35,3 +35,10 @@ def test_train_classifier_end_to_end(tmp_path, models_dir):
     m = summary["metrics"]["macro_f1"]
     assert m["value"] == pytest.approx(macro) and m["ci_low"] <= m["value"] <= m["ci_high"]
     assert (out / "model" / "config.json").is_file() and (out / "manifest.json").is_file()
+
+    again = CliRunner().invoke(app, ["train", "classifier", str(data), "--max-steps", "8", "--batch-size", "8",
+                                     "--learning-rate", "3e-4", "--out", str(out), "--workspace", str(tmp_path / "ws")])
+    assert again.exit_code == 0 and "reused: this training was complete" in again.output
+    other = CliRunner().invoke(app, ["train", "classifier", str(data), "--max-steps", "9", "--batch-size", "8",
+                                     "--learning-rate", "3e-4", "--out", str(out), "--workspace", str(tmp_path / "ws")])
+    assert other.exit_code == 2 and "max_steps: 8 then, 9 now" in other.output and "--overwrite" in other.output

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tamis.errors import OutputConflict
 from tamis.evaluate.run import EvalSettings, run_eval
 from tamis.io import read_dataset
 from tamis.models import GenerationParams, load_llm
@@ -24,10 +25,19 @@ def test_lora_sft_saves_resumes_and_loads(tmp_path, workspace):
     assert info["data_fingerprint"] and info["base_model"] == "transformers:smollm2" and info["n_train"] == 12
     assert 0 < first.metrics["train_loss"] < 10
 
-    settings.max_steps = 3
+    again = train_sft(examples, settings, tmp_path / "sft", workspace)  # finished: returned as it is
+    assert again.reused and again.model_dir == first.model_dir and again.metrics == first.metrics
+
+    (tmp_path / "sft" / ".complete").unlink()  # as if killed after its last checkpoint
     second = train_sft(examples, settings, tmp_path / "sft", workspace)
-    assert second.resumed_from and second.resumed_from.endswith("checkpoint-2")
+    assert second.resumed_from and second.resumed_from.endswith("checkpoint-2") and not second.reused
     assert json.loads((tmp_path / "sft" / "manifest.json").read_text())["resumed_from"] == second.resumed_from
+
+    longer = SFTSettings(max_steps=3, batch_size=4, eval_fraction=0.0, save_steps=1, max_length=128)
+    with pytest.raises(OutputConflict, match="max_steps: 2 then, 3 now"):
+        train_sft(examples, longer, tmp_path / "sft", workspace)
+    with pytest.raises(OutputConflict, match="data_fingerprint"):
+        train_sft(examples[:10], settings, tmp_path / "sft", workspace)
 
     tuned = load_llm(f"transformers:{second.model_dir}", workspace, cache=False)
     assert "+adapter@" in tuned.identity
@@ -52,4 +62,15 @@ def test_eval_scores_outputs_with_cis_and_joins_human_ratings(tmp_path, workspac
     assert m["human_rating"]["value"] == pytest.approx((4.5 + 2) / 2)
     out_rows = [json.loads(line) for line in (result.out_dir / "outputs.jsonl").read_text().splitlines()]
     assert out_rows[0]["human"] == {"mean": 4.5, "n": 2} and "prediction" in out_rows[0]
-    assert (result.out_dir / "manifest.json").is_file()
+    assert (result.out_dir / "manifest.json").is_file() and (result.out_dir / "settings.json").is_file()
+
+    again = run_eval(EvalSettings(model="transformers:smollm2", data=str(data), max_tokens=16,
+                                  ratings=str(ratings), n_resamples=100), workspace)
+    assert again.reused and again.summary == result.summary and again.rows == out_rows
+    with pytest.raises(OutputConflict, match="max_tokens: 16 then, 8 now"):
+        run_eval(EvalSettings(model="transformers:smollm2", data=str(data), max_tokens=8, ratings=str(ratings),
+                              n_resamples=100), workspace)
+    ratings.write_text("id,rater,score\nq1,ann1,1\n")  # a changed input is recomputed, not reused
+    changed = run_eval(EvalSettings(model="transformers:smollm2", data=str(data), max_tokens=16,
+                                    ratings=str(ratings), n_resamples=100), workspace)
+    assert not changed.reused and changed.summary["metrics"]["human_rating"]["value"] == 1

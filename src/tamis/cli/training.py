@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out, workspace_from
+from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out, workspace_from
 from tamis.evaluate.settings import EvalSettings
 from tamis.train.classifier import ClassifierConfig
 from tamis.train.settings import SFTSettings
@@ -35,6 +35,7 @@ def train_sft_command(
     early_stopping: Optional[int] = opt(SFTSettings, "early_stopping_patience", "--early-stopping"),
     seed: int = opt(SFTSettings, "seed"),
     limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Supervised fine-tuning with TRL (loss on the final assistant turn); resumes from checkpoints."""
@@ -49,7 +50,9 @@ def train_sft_command(
                            max_length=max_length, eval_fraction=eval_fraction,
                            early_stopping_patience=early_stopping, seed=seed)
     target = output or ws.run_dir(f"sft-{Path(data).stem}")
-    result = train_sft(read.examples, settings, target, ws)
+    result = train_sft(read.examples, settings, target, ws, overwrite=overwrite)
+    if result.reused:
+        out.print("reused: this training was complete (same settings and data)")
     if result.resumed_from:
         out.print(f"resumed from {result.resumed_from}")
     loss = result.metrics.get("eval_loss", result.metrics.get("train_loss"))
@@ -71,6 +74,7 @@ def train_classifier_command(
     eval_fraction: float = typer.Option(0.2, help="Held-out share when no --test is given (stratified)."),
     seed: int = opt(ClassifierConfig, "seed"),
     limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Fine-tune an encoder classifier; macro-F1 and accuracy with bootstrap 95% CIs."""
@@ -84,7 +88,10 @@ def train_classifier_command(
     config = ClassifierConfig(model=model, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                               learning_rate=learning_rate, seed=seed)
     target = output or ws.run_dir(f"classifier-{Path(data).stem}")
-    summary = run_classifier_training(read.examples, config, target, test=test_examples, eval_fraction=eval_fraction)
+    summary = run_classifier_training(read.examples, config, target, test=test_examples, eval_fraction=eval_fraction,
+                                      overwrite=overwrite)
+    if summary.get("reused"):
+        out.print("reused: this training was complete (same settings and data)")
     for name, est in summary["metrics"].items():
         out.print(f"{name}: {est['value']:.4f} [{est['ci_low']:.4f}, {est['ci_high']:.4f}] (n={summary['n_eval']})")
     out.print(f"model saved in [bold]{target / 'model'}[/]")
@@ -107,6 +114,7 @@ def eval_command(
     judge_k: int = opt(EvalSettings, "judge_k"),
     scoring: str = opt(EvalSettings, "scoring"),
     option: Optional[list[str]] = opt(EvalSettings, "options", "--option"),
+    overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate on a test set (batched, cached) and score it, with bootstrap 95% CIs."""
@@ -120,7 +128,9 @@ def eval_command(
                             ratings=str(ratings) if ratings else None, limit=limit, seed=seed,
                             versus=_model_or_folder(versus), judge=_model_or_folder(judge), judge_k=judge_k,
                             scoring=scoring, options=tuple(option) if option else None)
-    result = run_eval(settings, workspace_from(workspace))
+    result = run_eval(settings, workspace_from(workspace), overwrite=overwrite)
+    if result.reused:
+        out.print("reused: this evaluation was complete (same settings and inputs)")
     table = Table("metric", "value [95% CI]", title=f"{result.summary['n']} examples, {result.summary['model']}")
     for name, est in result.summary["metrics"].items():
         table.add_row(name, format_estimate(est))
@@ -151,6 +161,9 @@ def experiment_run(
         None, "--set", help="Override a recipe field before validation, KEY.PATH=VALUE (a YAML value); repeatable, "
                             "e.g. --set train.max_steps=1 --set data.limit=20 --set eval.limit=5."),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/experiment-NAME]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rerun in a folder made with another recipe (variants, "
+                                                               "trainings and evaluations whose inputs are unchanged "
+                                                               "are still reused)."),
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Run a study from a recipe (resumes when interrupted) and write an HTML report."""
@@ -159,7 +172,7 @@ def experiment_run(
     from tamis.pipeline.recipe import SyntheticRecipe, load_recipe
 
     loaded = load_recipe(recipe, overrides or ())
-    result = run_study(loaded, workspace_from(workspace), output)
+    result = run_study(loaded, workspace_from(workspace), output, overwrite=overwrite)
     if isinstance(loaded, SyntheticRecipe):
         from tamis.cli.synthetic import print_synthetic_result
 

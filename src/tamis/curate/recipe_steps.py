@@ -104,7 +104,7 @@ def _shared_influence(examples: list[Example], seed_path: Path, options: dict[st
     from tamis.signals.influence.config import InfluenceConfig
     from tamis.signals.influence.run import run_influence
     from tamis.store import cache_key
-    from tamis.train.sft import data_fingerprint
+    from tamis.records import data_fingerprint
 
     seeds = read_dataset(seed_path).examples
     key = cache_key("influence_select", data_fingerprint(examples), data_fingerprint(seeds),

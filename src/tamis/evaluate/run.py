@@ -27,6 +27,7 @@ from tamis.io.files import iter_raw_rows
 from tamis.manifest import Manifest
 from tamis.models import GenerationParams, load_llm
 from tamis.records import Example
+from tamis.runs import Run
 from tamis.store import Workspace, atomic_write_text
 
 TRANSLATION_METRICS = ("bleu", "corpus_chrf", "ter")
@@ -37,6 +38,7 @@ class EvalResult:
     out_dir: Path
     summary: dict[str, Any]
     rows: list[dict[str, Any]]
+    reused: bool = False
 
 
 def default_metrics(examples: list[Example]) -> tuple[str, ...]:
@@ -62,10 +64,30 @@ def read_ratings(path: str | Path) -> dict[str, list[float]]:
     return ratings
 
 
-def run_eval(settings: EvalSettings, workspace: Workspace) -> EvalResult:
+def run_eval(settings: EvalSettings, workspace: Workspace, *, overwrite: bool = False) -> EvalResult:
+    """Evaluate in a run folder (``tamis.runs.Run``): a finished evaluation with the same settings and
+    unchanged inputs (test set, ratings, a trained model's folder) is returned as it is."""
     out = Path(settings.out) if settings.out else workspace.run_dir(f"eval-{Path(settings.data).stem}")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("eval", asdict(settings))
+    with Run("eval", asdict(settings), out, inputs=_eval_inputs(settings), overwrite=overwrite) as run:
+        if run.complete and (out / "summary.json").is_file() and (out / "outputs.jsonl").is_file():
+            rows = [json.loads(line) for line in open(out / "outputs.jsonl", encoding="utf-8")]
+            return EvalResult(out, json.loads((out / "summary.json").read_text(encoding="utf-8")), rows, reused=True)
+        result = _evaluate(settings, workspace, out, run.manifest)
+        run.finish()
+        return result
+
+
+def _eval_inputs(settings: EvalSettings) -> list[str]:
+    """The files an evaluation depends on: a retrained adapter or a changed test set means recompute."""
+    inputs = [settings.data] + ([settings.ratings] if settings.ratings else [])
+    for spec in (settings.model, settings.versus, settings.judge):
+        folder = spec.split(":", 1)[1] if spec and spec.startswith("transformers:") else spec
+        if folder and Path(folder).is_dir():
+            inputs.append(folder)
+    return inputs
+
+
+def _evaluate(settings: EvalSettings, workspace: Workspace, out: Path, manifest: Manifest) -> EvalResult:
     with manifest.stage("read"):
         read = read_dataset(settings.data, format=settings.format, quarantine=out / "quarantine.jsonl",
                             limit=settings.limit)
@@ -118,7 +140,6 @@ def run_eval(settings: EvalSettings, workspace: Workspace) -> EvalResult:
     manifest.count(read=read.n_read, evaluated=len(rows), rejected=read.n_rejected)
     manifest.output("outputs", out / "outputs.jsonl")
     manifest.output("summary", out / "summary.json")
-    manifest.write(out / "manifest.json")
     return EvalResult(out, result_summary, rows)
 
 

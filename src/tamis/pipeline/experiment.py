@@ -31,8 +31,10 @@ from tamis.pipeline.sources import build_source
 from tamis.curate.steps import StepContext, get_step
 from tamis.progress import console
 from tamis.records import Example
+from tamis.runs import Run
 from tamis.store import Workspace, atomic_write_json, atomic_write_text
-from tamis.train.sft import SFTSettings, data_fingerprint
+from tamis.records import data_fingerprint
+from tamis.train.settings import SFTSettings
 
 
 @dataclass
@@ -89,12 +91,25 @@ def _eval_settings(recipe: Recipe, model: str, out: Path, seed: int, versus: str
         scoring=recipe.eval.scoring, options=tuple(recipe.eval.options) if recipe.eval.options else None)
 
 
-def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None = None) -> ExperimentResult:
+def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None = None, *,
+                   overwrite: bool = False) -> ExperimentResult:
+    """Run the study in a run folder (``tamis.runs.Run``): a finished study with the same recipe is
+    returned as it is; a folder made with another recipe is refused unless ``overwrite``, and even then
+    every variant, training and evaluation whose own inputs are unchanged is reused."""
+    out_dir = Path(out) if out else workspace.run_dir(f"experiment-{slug(recipe.name)}")
+    with Run("experiment run", recipe.model_dump(), out_dir, overwrite=overwrite) as run:
+        if run.complete and (out_dir / "results.jsonl").is_file() and (out_dir / "comparison.json").is_file():
+            rows = [json.loads(line) for line in open(out_dir / "results.jsonl", encoding="utf-8")]
+            comparison = json.loads((out_dir / "comparison.json").read_text(encoding="utf-8"))
+            return ExperimentResult(out_dir, rows, out_dir / "report.html", comparison)
+        result = _run_experiment(recipe, workspace, out_dir, run.manifest)
+        run.finish()
+        return result
+
+
+def _run_experiment(recipe: Recipe, workspace: Workspace, out_dir: Path, manifest: Manifest) -> ExperimentResult:
     from tamis.report.experiment import write_experiment_report
 
-    out_dir = Path(out) if out else workspace.run_dir(f"experiment-{slug(recipe.name)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("experiment", recipe.model_dump())
     if recipe.data.source is not None:
         with manifest.stage("build_data"):
             recipe.use_splits(build_source(recipe.data.source.builder, recipe.data.source.params, recipe.path,
@@ -132,7 +147,7 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
                     versus = str(out_dir / "runs" / pairwise.baseline / slug(model) / f"seed{seed}" / "eval")
                 with manifest.stage(f"eval:{variant}:{slug(model)}:{seed}"):
                     result = run_eval(_eval_settings(recipe, f"transformers:{model_dir}", run / "eval", seed, versus),
-                                      workspace)
+                                      workspace, overwrite=True)  # the study owns its folders
                 v = recipe.variants[variant]
                 rows.append({"variant": variant, "group": v.group or variant, "x": v.x, "model": model, "seed": seed,
                              "n_train": len(examples), "metrics": result.summary["metrics"],
@@ -141,7 +156,8 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
         for model in recipe.models:
             run = out_dir / "runs" / "base" / slug(model)
             with manifest.stage(f"eval:base:{slug(model)}"):
-                result = run_eval(_eval_settings(recipe, model, run / "eval", recipe.seeds[0]), workspace)
+                result = run_eval(_eval_settings(recipe, model, run / "eval", recipe.seeds[0]), workspace,
+                                  overwrite=True)
             rows.append({"variant": BASE_MODEL_VARIANT, "group": BASE_MODEL_VARIANT, "x": None, "model": model,
                          "seed": recipe.seeds[0], "n_train": 0, "metrics": result.summary["metrics"],
                          "eval_dir": str((run / "eval").relative_to(out_dir))})
@@ -153,7 +169,8 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
     manifest.output("results", out_dir / "results.jsonl")
     manifest.output("comparison", out_dir / "comparison.json")
     manifest.output("report", out_dir / "report.html")
-    manifest.write(out_dir / "manifest.json")  # before the report, which shows it
+    manifest.data["settings_file"] = "settings.json"
+    manifest.write(out_dir / "manifest.json")  # before the report, which shows it (Run.finish writes it again)
     report = write_experiment_report(recipe, rows, out_dir, comparison)
     return ExperimentResult(out_dir, rows, report, comparison)
 
@@ -176,7 +193,7 @@ def study_comparison(recipe: Recipe, rows: list[dict[str, Any]], out_dir: Path,
     return comparison
 
 
-def run_study(recipe: Any, workspace: Workspace, out: str | Path | None = None) -> Any:
+def run_study(recipe: Any, workspace: Workspace, out: str | Path | None = None, *, overwrite: bool = False) -> Any:
     """Run any recipe load_recipe returns: a variants study (``run_experiment`` -> ExperimentResult) or,
     for ``study: synthetic``, the synthetic-data study (-> tamis.pipeline.synthetic.StudyResult)."""
     from tamis.pipeline.recipe import SyntheticRecipe
@@ -185,4 +202,4 @@ def run_study(recipe: Any, workspace: Workspace, out: str | Path | None = None) 
         from tamis.pipeline.synthetic import run_synthetic_study
 
         return run_synthetic_study(recipe.study_config(out), workspace)
-    return run_experiment(recipe, workspace, out)
+    return run_experiment(recipe, workspace, out, overwrite=overwrite)

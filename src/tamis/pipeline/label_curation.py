@@ -73,7 +73,7 @@ def train_once(examples: list[Example], settings: Any, out_dir: Path, workspace:
     if already_trained(shared, fingerprint, settings):
         shutil.copytree(shared, model_dir, dirs_exist_ok=True)
         return model_dir
-    train_sft(examples, settings, out_dir, workspace)
+    train_sft(examples, settings, out_dir, workspace, overwrite=True)  # the study owns the folder; same settings are reused
     partial = shared.with_name(shared.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(model_dir, partial)

@@ -11,7 +11,8 @@ import numpy as np
 
 from tamis.evaluate.bootstrap import bootstrap
 from tamis.manifest import Manifest
-from tamis.records import Example
+from tamis.records import Example, data_fingerprint
+from tamis.runs import Run
 from tamis.store import atomic_write_text
 from tamis.train.classifier import ClassifierConfig, classification_metrics, evaluate_classifier, train_classifier
 
@@ -29,10 +30,25 @@ def stratified_split(examples: list[Example], eval_fraction: float, seed: int) -
 
 def run_classifier_training(examples: list[Example], config: ClassifierConfig, out_dir: str | Path, *,
                             test: list[Example] | None = None, eval_fraction: float = 0.2,
-                            n_resamples: int = 1000) -> dict[str, Any]:
-    """Train on ``examples`` (minus an eval split unless ``test`` is given); metrics with bootstrap CIs."""
+                            n_resamples: int = 1000, overwrite: bool = False) -> dict[str, Any]:
+    """Train on ``examples`` (minus an eval split unless ``test`` is given); metrics with bootstrap CIs.
+
+    The output folder is a run (``tamis.runs.Run``): a finished run with the same settings and data is
+    returned as it is, one made with other settings is refused unless ``overwrite``."""
     out_dir = Path(out_dir)
-    manifest = Manifest("train classifier", asdict(config) | {"eval_fraction": eval_fraction, "out": str(out_dir)})
+    settings = asdict(config) | {"eval_fraction": eval_fraction, "n_resamples": n_resamples,
+                                 "data_fingerprint": data_fingerprint(examples),
+                                 "test_fingerprint": data_fingerprint(test) if test is not None else None}
+    with Run("train classifier", settings, out_dir, overwrite=overwrite) as run:
+        if run.complete and (out_dir / "summary.json").is_file():
+            return json.loads((out_dir / "summary.json").read_text(encoding="utf-8")) | {"reused": True}
+        summary = _train_and_evaluate(examples, config, out_dir, test, eval_fraction, n_resamples, run.manifest)
+        run.finish()
+        return summary
+
+
+def _train_and_evaluate(examples: list[Example], config: ClassifierConfig, out_dir: Path, test: list[Example] | None,
+                        eval_fraction: float, n_resamples: int, manifest: Manifest) -> dict[str, Any]:
     if test is None:
         examples, test = stratified_split(examples, eval_fraction, config.seed)
     with manifest.stage("train"):
@@ -58,5 +74,4 @@ def run_classifier_training(examples: list[Example], config: ClassifierConfig, o
     manifest.data["metrics"] = cis
     manifest.output("model", out_dir / "model")
     manifest.output("predictions", out_dir / "predictions.jsonl")
-    manifest.write(out_dir / "manifest.json")
     return summary

@@ -9,10 +9,10 @@ The adapter (or full model) is saved with its training config and a fingerprint 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import torch
 from tamis.manifest import Manifest
 from tamis.models.base import ModelError, ModelSpec
 from tamis.models.derived import model_path
-from tamis.records import Example
+from tamis.records import Example, data_fingerprint  # noqa: F401  (re-exported)
+from tamis.runs import Run
 from tamis.train.settings import SFTSettings  # noqa: F401  (re-exported: the public name)
 from tamis.store import Workspace, atomic_write_text
 
@@ -35,15 +36,7 @@ class SFTResult:
     model_dir: Path
     metrics: dict[str, float]
     resumed_from: str | None
-
-
-def data_fingerprint(examples: list[Example]) -> str:
-    """A hash of the exact training conversations, saved beside the adapter."""
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(json.dumps(ex.to_dict()["messages"] if ex.kind == "chat" else ex.to_dict(), sort_keys=True,
-                            ensure_ascii=False).encode())
-    return h.hexdigest()[:16]
+    reused: bool = False
 
 
 def resolve_model_path(spec: str | ModelSpec, workspace: Workspace) -> str:
@@ -69,16 +62,37 @@ def _latest_checkpoint(out_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Path, workspace: Workspace) -> SFTResult:
-    """Fine-tune ``settings.model`` on ``examples``; returns where the adapter/model was saved."""
+def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Path, workspace: Workspace, *,
+              overwrite: bool = False) -> SFTResult:
+    """Fine-tune ``settings.model`` on ``examples``; returns where the adapter/model was saved.
+
+    The output folder is a run (``tamis.runs.Run``): the settings and the data's fingerprint are saved
+    there, a folder trained with other settings or data is refused (``overwrite`` replaces it), a finished
+    training is returned as it is, and an interrupted one resumes from its latest checkpoint."""
+    out_dir = Path(out_dir)
+    fingerprint = data_fingerprint(examples)
+    run_settings = asdict(settings) | {"data_fingerprint": fingerprint, "n_examples": len(examples)}
+    with Run("train sft", run_settings, out_dir, overwrite=overwrite) as run:
+        model_dir = out_dir / ("adapter" if settings.lora else "model")
+        if run.complete and (model_dir / TRAINING_INFO).is_file():
+            info = json.loads((model_dir / TRAINING_INFO).read_text(encoding="utf-8"))
+            return SFTResult(out_dir=out_dir, model_dir=model_dir, metrics=info.get("metrics", {}),
+                             resumed_from=None, reused=True)
+        if run.replaced:
+            for stale in out_dir.glob("checkpoint-*"):  # checkpoints of other settings must not be resumed
+                shutil.rmtree(stale, ignore_errors=True)
+        result = _train(examples, settings, out_dir, workspace, run.manifest, fingerprint)
+        run.finish()
+        return result
+
+
+def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, workspace: Workspace, manifest: Manifest,
+           fingerprint: str) -> SFTResult:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest("train sft", asdict(settings) | {"out": str(out_dir), "n_examples": len(examples)})
     cuda = torch.cuda.is_available()
     model_path = resolve_model_path(settings.model, workspace)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -147,12 +161,11 @@ def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Pat
     trainer.save_model(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
     info = {"base_model": settings.model, "base_model_path": model_path, "lora": settings.lora,
-            "settings": asdict(settings), "data_fingerprint": data_fingerprint(examples),
+            "settings": asdict(settings), "data_fingerprint": fingerprint,
             "n_train": len(train_data), "n_eval": n_eval, "metrics": metrics}
     atomic_write_text(model_dir / TRAINING_INFO, json.dumps(info, indent=2, default=str))
     manifest.count(train=len(train_data), eval=n_eval)
     manifest.data["metrics"] = metrics
     manifest.data["resumed_from"] = resume
     manifest.output("model", model_dir)
-    manifest.write(out_dir / "manifest.json")
     return SFTResult(out_dir=out_dir, model_dir=model_dir, metrics=metrics, resumed_from=resume)
