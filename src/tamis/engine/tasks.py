@@ -1,0 +1,70 @@
+"""The block tasks of the per-example stages (one model per process or actor)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tamis.records import Example
+
+
+def _content_key(prompt: Any, response: str) -> str:
+    return json.dumps([prompt, response], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def likelihood_items(examples: list[Example]) -> list[dict[str, Any]]:
+    """One item per chat example with a response (the rows ``response_likelihood`` scores)."""
+    items = []
+    for ex in examples:
+        if ex.kind == "chat" and ex.response is not None:
+            prompt, response = ex.prompt_messages, ex.response or ""
+            items.append({"key": _content_key(prompt, response), "prompt": prompt, "response": response})
+    return items
+
+
+def likelihood_size(item: dict[str, Any]) -> int:
+    """The call cache's length measure for a (prompt, response) pair: same sort, same batches."""
+    return sum(len(m["content"]) for m in item["prompt"]) + len(item["response"])
+
+
+@dataclass
+class LikelihoodTask:
+    """log p(response | prompt) for a block of items, with the model loaded once per process.
+
+    ``workspace`` is the root whose converted models the worker loads (``$TAMIS_MODELS`` wins, as
+    everywhere); calls bypass the SQLite call cache: the shards are this engine's storage."""
+
+    model: str
+    workspace: str | None = None
+    name: str = "likelihood"
+    _llm: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model": self.model, "workspace": self.workspace, "name": self.name, "_llm": None}
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.model}"
+
+    def setup(self) -> None:
+        if self._llm is None:
+            from tamis.models import load_llm
+            from tamis.store import Workspace
+
+            self._llm = load_llm(self.model, Workspace(self.workspace) if self.workspace else None, cache=False)
+
+    def batch_bound(self) -> int:
+        """The call cache's chunk for this backend: its batch (``commit_every=`` wins), at least 4."""
+        from tamis.models.base import ModelSpec
+        from tamis.models.cached import commit_chunk_size
+
+        every = ModelSpec.parse(self.model).options.get("commit_every")
+        return commit_chunk_size(self._llm, int(every) if every else None)
+
+    def info(self) -> dict[str, Any]:
+        return {"identity": self._llm.identity, "tokenizer": self._llm.tokenizer}
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        results = self._llm.logprobs([it["prompt"] for it in items], [it["response"] for it in items])
+        return [{"key": it["key"], "tokens": list(r.tokens), "logprobs": list(r.logprobs), "note": r.note,
+                 "context_dropped": r.context_dropped, "skipped": r.skipped} for it, r in zip(items, results)]
