@@ -545,3 +545,11 @@ def test_settings_are_what_argilla_serialises() -> None:
         return [strip(v) for v in x] if isinstance(x, list) else x
 
     assert strip(theirs) == argilla_settings()
+
+
+def test_labelled_rows_cannot_be_post_edited(tmp_path: Path) -> None:
+    data = tmp_path / "labelled.jsonl"
+    data.write_text('{"id": "a", "text": "win a prize now", "label": "spam"}\n'
+                    '{"id": "b", "text": "see you at six", "label": "ham"}\n')
+    with pytest.raises(DataError, match="nothing to review"):
+        run_export_review(ExportReviewJob(data=str(data), to="label-studio", out=str(tmp_path / "ls")))

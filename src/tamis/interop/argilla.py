@@ -187,14 +187,16 @@ def push_to_argilla(out: Path, name: str, *, api_url: str | None = None, api_key
     api_key = api_key or os.environ.get("ARGILLA_API_KEY")
     if not api_url or not api_key:
         raise ConfigError("--push needs the server: set ARGILLA_API_URL and ARGILLA_API_KEY")
-    client = rg.Argilla(api_url=api_url, api_key=api_key)
-    settings = rg.Settings.from_json(str(out / "argilla_settings.json"))
-    dataset = rg.Dataset(name=name, settings=settings, workspace=workspace, client=client)
-    dataset.create()
-    records = json.loads((out / "records.json").read_text(encoding="utf-8"))
-    dataset.records.log([rg.Record(id=r["id"], fields=r["fields"], metadata=r["metadata"],
-                                   suggestions=[rg.Suggestion(question_name=q, **s) for q, s in r["suggestions"].items()])
-                         for r in records])
+    try:
+        client = rg.Argilla(api_url=api_url, api_key=api_key)
+        settings = rg.Settings.from_json(str(out / "argilla_settings.json"))
+        dataset = rg.Dataset(name=name, settings=settings, workspace=workspace, client=client)
+        dataset.create()
+        records = json.loads((out / "records.json").read_text(encoding="utf-8"))
+        dataset.records.log([rg.Record.from_dict(r, dataset=dataset) for r in records])
+    except Exception as exc:  # the client's errors (connection, auth, an existing name) as one clear line
+        raise ConfigError(f"--push to Argilla at {api_url} failed ({type(exc).__name__}: {exc}); the files in "
+                          f"{out} are written and can be pushed later") from None
     return name
 
 
