@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from tamis.cli.app import FormatOpt, OverwriteOpt, app, friendly_errors, opt, out
-from tamis.interop.jobs import ExportReviewJob, ImportAnnotationsJob
+from tamis.interop.options import ExportReviewJob, ImportAnnotationsJob
 
 
 @app.command("export-review")

@@ -11,18 +11,25 @@ post-editing studio (``tamis studio``) stays the default; these bridges are for 
 run one of these tools.
 """
 
-from tamis.interop.argilla import (argilla_records, argilla_settings, push_to_argilla, read_argilla,
-                                   validate_records, write_argilla)
-from tamis.interop.common import Annotation, Combined, Parsed, ReviewItem, combine, review_items
-from tamis.interop.jobs import (ExportReviewJob, ImportAnnotationsJob, InteropResult, import_annotations,
-                                run_export_review, run_import_annotations)
-from tamis.interop.labelstudio import (label_studio_tasks, labeling_config, read_label_studio, validate_tasks,
-                                       write_label_studio)
+from __future__ import annotations
 
-__all__ = [
-    "Annotation", "Combined", "ExportReviewJob", "ImportAnnotationsJob", "InteropResult", "Parsed", "ReviewItem",
-    "argilla_records", "argilla_settings", "combine", "import_annotations", "label_studio_tasks",
-    "labeling_config", "push_to_argilla", "read_argilla", "read_label_studio", "review_items",
-    "run_export_review", "run_import_annotations", "validate_records", "validate_tasks", "write_argilla",
-    "write_label_studio",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "argilla": ("argilla_records", "argilla_settings", "push_to_argilla", "read_argilla", "validate_records",
+                "write_argilla"),
+    "common": ("Annotation", "Combined", "Parsed", "ReviewItem", "combine", "review_items"),
+    "jobs": ("InteropResult", "import_annotations", "run_export_review", "run_import_annotations"),
+    "labelstudio": ("label_studio_tasks", "labeling_config", "read_label_studio", "validate_tasks",
+                    "write_label_studio"),
+    "options": ("ExportReviewJob", "ImportAnnotationsJob", "TOOLS"),
+}
+_EXPORTS = {name: module for module, names in _WHERE.items() for name in names}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:  # loaded on first use: the CLI imports only the light options module
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"tamis.interop.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'tamis.interop' has no attribute {name!r}")

@@ -25,10 +25,9 @@ from typing import Any
 
 from tamis.curate.decisions import Decision
 from tamis.errors import DataError
+from tamis.interop.options import TOOLS
 from tamis.records import Example, content_id
 
-#: tool names as they appear on the command line and as the ``step`` of imported decisions
-TOOLS = ("argilla", "label-studio")
 #: the choices an annotator makes, as each tool shows them, and the tamis outcome they stand for
 CHOICES = {"keep": "keep", "accept": "keep", "drop": "drop", "reject": "drop"}
 RATING_SCALE = (1, 2, 3, 4, 5)

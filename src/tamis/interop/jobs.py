@@ -25,34 +25,12 @@ from typing import Any
 
 from tamis.curate.decisions import ACTIONS, action_counts, apply_decisions, read_decisions, write_decisions
 from tamis.errors import ConfigError
-from tamis.interop.common import TOOLS, Combined, combine, review_items
+from tamis.interop.common import Combined, combine, review_items
+from tamis.interop.options import TOOLS, ExportReviewJob, ImportAnnotationsJob
 from tamis.io import read_dataset, write_dataset
 from tamis.runs import Run
-from tamis.settings import setting, validate
+from tamis.settings import validate
 from tamis.store import atomic_write_json, atomic_write_jsonl
-
-
-@dataclass
-class ExportReviewJob:
-    data: str = setting("", "The data set whose examples go to review.")
-    to: str = setting("label-studio", "The annotation tool to export for.", choices=TOOLS)
-    out: str = setting("", "Output folder.")
-    decisions: str | None = setting(None, "decisions.jsonl of a curation run (or its folder): export only "
-                                    "decided examples, with the decision as a suggestion.")
-    actions: list[str] = setting([], "With --decisions: export only these actions (repeatable; "
-                                 "default: every action).")
-    format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
-    min_submitted: int = setting(1, "Argilla: submitted answers a record needs to count as complete "
-                                 "(2+ for agreement).", range=(1, None))
-
-
-@dataclass
-class ImportAnnotationsJob:
-    export: str = setting("", "The tool's export: Label Studio's JSON export, or Argilla's exported records.")
-    data: str = setting("", "The data set the review items were exported from.")
-    source: str = setting("label-studio", "The annotation tool the export comes from.", choices=TOOLS)
-    out: str = setting("", "Output folder.")
-    format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
 
 
 @dataclass
