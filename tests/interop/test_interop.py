@@ -553,3 +553,16 @@ def test_labelled_rows_cannot_be_post_edited(tmp_path: Path) -> None:
                     '{"id": "b", "text": "see you at six", "label": "ham"}\n')
     with pytest.raises(DataError, match="nothing to review"):
         run_export_review(ExportReviewJob(data=str(data), to="label-studio", out=str(tmp_path / "ls")))
+
+
+def test_items_nobody_annotated_are_counted(dolly: Path, tmp_path: Path) -> None:
+    run_export_review(ExportReviewJob(data=str(dolly), to="label-studio", out=str(tmp_path / "ls")))
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    tasks[0]["annotations"] = [{"completed_by": 1, "result": []}]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    result = run_import_annotations(ImportAnnotationsJob(export=str(path), data=str(dolly), source="label-studio",
+                                                         out=str(tmp_path / "imp")))
+    assert result.counts["items"] == 1 and result.counts["not_annotated"] == 19
+    assert result.agreement["decision"]["alpha"] is None
+    assert result.agreement["decision"]["note"] == "no item was answered by two annotators"

@@ -235,6 +235,7 @@ def read_argilla(path: str | Path) -> Parsed:
     starts: dict[str, str] = {}
     digests: dict[str, str] = {}
     quarantined: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for n, rec in enumerate(records):
         where = f"record {n}"
         try:
@@ -242,6 +243,7 @@ def read_argilla(path: str | Path) -> Parsed:
         except DataError as exc:
             quarantined.append({"where": where, "reason": f"{path}: {exc}", "raw": rec})
             continue
+        seen.add(item)
         if start is not None:
             starts[item] = start
         if digest:
@@ -250,7 +252,7 @@ def read_argilla(path: str | Path) -> Parsed:
     if records and len(quarantined) == len(records):
         raise DataError(f"{path}: no usable record ({len(records)} quarantined); first problem: "
                         f"{quarantined[0]['reason']}")
-    return Parsed(annotations, starts, digests, quarantined, len(records))
+    return Parsed(annotations, starts, digests, quarantined, len(records), seen)
 
 
 def _record_annotations(rec: Any, where: str) -> tuple[str, str | None, str | None, list[Annotation]]:

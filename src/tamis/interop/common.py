@@ -82,6 +82,7 @@ class Parsed:
     digests: dict[str, str]
     quarantined: list[dict[str, Any]]
     n_items: int
+    seen: set[str] = field(default_factory=set)  # every item id the export holds, annotated or not
 
 
 def example_digest(ex: Example) -> str:
@@ -247,6 +248,7 @@ def combine(parsed: Parsed, examples: Sequence[Example], tool: str, export_name:
     agreement = {"decision": _alpha(choice_rows, "nominal"), "rating": _alpha(rating_rows, "ordinal"),
                  "changed": _alpha(changed_rows, "nominal")}
     counts["items"] = len(paired)
+    counts["not_annotated"] = len(parsed.seen - set(grouped))
     counts["quarantined"] = len(quarantined)
     return Combined(decisions, paired, agreement, quarantined, dict(counts))
 

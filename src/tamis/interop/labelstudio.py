@@ -201,6 +201,7 @@ def read_label_studio(path: str | Path) -> Parsed:
     starts: dict[str, str] = {}
     digests: dict[str, str] = {}
     quarantined: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for n, task in enumerate(tasks):
         where = f"task {n}" + (f" (id {task.get('id')})" if isinstance(task, dict) and "id" in task else "")
         try:
@@ -208,14 +209,16 @@ def read_label_studio(path: str | Path) -> Parsed:
         except DataError as exc:
             quarantined.append({"where": where, "reason": f"{path}: {exc}", "raw": task})
             continue
-        starts[item] = task["data"].get(RESPONSE, "")
+        seen.add(item)
+        if isinstance(task["data"].get(RESPONSE), str):
+            starts[item] = task["data"][RESPONSE]
         digest = (task.get("meta") or {}).get("tamis_digest") if isinstance(task.get("meta"), dict) else None
         if digest:
             digests[item] = str(digest)
         annotations += found
     if tasks and len(quarantined) == len(tasks):
         raise DataError(f"{path}: no usable task ({len(tasks)} quarantined); first problem: {quarantined[0]['reason']}")
-    return Parsed(annotations, starts, digests, quarantined, len(tasks))
+    return Parsed(annotations, starts, digests, quarantined, len(tasks), seen)
 
 
 def _task_annotations(task: Any, where: str) -> tuple[str, list[Annotation]]:
