@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tamis.errors import OutputConflict
 from tamis.pipeline.demo import demo_data_path
 from tamis.pipeline.experiment import run_experiment
 from tamis.pipeline.recipe import load_recipe
@@ -44,7 +45,16 @@ eval: {{metrics: [accuracy], max_tokens: 8, limit: 3, n_resamples: 50, pairwise:
     assert "win_rate" in html and "0.5 is parity" in html
     assert "accuracy" in html and "accuracy_curve.png" in html and (tmp_path / "out/accuracy.png").is_file()
 
+    finished = (tmp_path / "out/manifest.json").read_text()
     again = run_experiment(recipe, workspace, tmp_path / "out")
-    assert again.rows == first.rows
+    assert again.rows == first.rows and again.comparison == json.loads((tmp_path / "out/comparison.json").read_text())
+    assert (tmp_path / "out/manifest.json").read_text() == finished  # a finished study is returned as it is
+
+    changed = load_recipe(recipe_file, ["eval.limit=2"])
+    with pytest.raises(OutputConflict, match="eval.limit: 3 then, 2 now"):
+        run_experiment(changed, workspace, tmp_path / "out")
+    redone = run_experiment(changed, workspace, tmp_path / "out", overwrite=True)
     timings = json.loads((tmp_path / "out/manifest.json").read_text())["timings_s"]
     assert not [k for k in timings if k.startswith("train:")]  # every adapter was reused
+    assert [len((tmp_path / "out" / r["eval_dir"] / "outputs.jsonl").read_text().splitlines())
+            for r in redone.rows] == [2, 2, 2, 2]  # every evaluation was redone with the new limit
