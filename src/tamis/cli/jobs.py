@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, workspace_from
+from tamis.engine.base import EngineConfig
 from tamis.pipeline.profile import ProfileConfig
 
 
@@ -23,6 +24,12 @@ def profile(
     likelihood: bool = opt(ProfileConfig, "likelihood"),
     embed: bool = opt(ProfileConfig, "embed"),
     limit: Optional[int] = opt(ProfileConfig, "limit"),
+    engine: str = opt(EngineConfig, "engine", "--engine"),
+    address: Optional[str] = opt(EngineConfig, "address", "--address"),
+    workers: Optional[int] = opt(EngineConfig, "workers", "--workers"),
+    gpus_per_worker: float = opt(EngineConfig, "gpus_per_worker", "--gpus-per-worker"),
+    cpus_per_worker: int = opt(EngineConfig, "cpus_per_worker", "--cpus-per-worker"),
+    shards: Optional[str] = opt(EngineConfig, "shards", "--shards"),
     overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
@@ -30,7 +37,10 @@ def profile(
     from tamis.pipeline.profile import run_profile
 
     config = ProfileConfig(data=str(data), out=str(output) if output else None, format=format, model=model,
-                           embedder=embedder, likelihood=likelihood, embed=embed, limit=limit)
+                           embedder=embedder, likelihood=likelihood, embed=embed, limit=limit,
+                           engine=EngineConfig(engine=engine, address=address, workers=workers,
+                                               gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+                                               shards=shards))
     _print_profile(run_profile(config, workspace_from(workspace), overwrite=overwrite))
 
 

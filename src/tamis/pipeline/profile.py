@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tamis.engine.base import EngineConfig
 from tamis.io import read_dataset
 from tamis.models import DEFAULT_EMBEDDER, DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
@@ -38,6 +39,8 @@ class ProfileConfig:
     likelihood: bool = setting(True, "Score each response's log-likelihood.")
     embed: bool = setting(True, "Embed examples and find near-duplicates.")
     limit: int | None = setting(None, "Read at most this many rows.", range=(1, None))
+    # where the per-example work runs: not a saved setting (it changes how fast, never what)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass
@@ -64,7 +67,7 @@ def default_out_dir(workspace: Workspace, data: str) -> Path:
 
 def run_profile(config: ProfileConfig, workspace: Workspace, *, overwrite: bool = False) -> ProfileResult:
     out = Path(config.out) if config.out else default_out_dir(workspace, config.data)
-    settings = {k: v for k, v in asdict(config).items() if k != "out"}
+    settings = {k: v for k, v in asdict(config).items() if k not in ("out", "engine")}
     with Run("profile", settings, out, inputs=[config.data], overwrite=overwrite) as run:
         return _profile(config, workspace, run)
 
@@ -80,16 +83,22 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
     rows: dict[str, dict[str, Any]] = {ex.id: {"id": ex.id} for ex in examples}
     tokenizer = None
     if config.likelihood:
-        with manifest.stage("load_llm"):
-            llm = load_llm(config.model, workspace)
-        manifest.model("llm", llm.identity)
-        tokenizer = llm.tokenizer
-        with manifest.stage("likelihood"):
-            hits0 = workspace.cache.hits
-            scored = response_likelihood(examples, llm)
-            for row in scored.rows():
-                rows[row["id"]].update(row)
-            manifest.count(likelihood_cached=workspace.cache.hits - hits0, **scored.counts)
+        if config.engine.engine == "local":
+            with manifest.stage("load_llm"):
+                llm = load_llm(config.model, workspace)
+            manifest.model("llm", llm.identity)
+            tokenizer = llm.tokenizer
+            with manifest.stage("likelihood"):
+                hits0 = workspace.cache.hits
+                scored = response_likelihood(examples, llm)
+                manifest.count(likelihood_cached=workspace.cache.hits - hits0, **scored.counts)
+        else:
+            with manifest.stage("likelihood"):
+                scored, info = engine_likelihood(examples, config, workspace, run)
+            manifest.model("llm", info["identity"])
+            tokenizer = info["tokenizer"]
+        for row in scored.rows():
+            rows[row["id"]].update(row)
     with manifest.stage("stats"):
         for row in example_stats(examples, tokenizer).rows():
             rows[row["id"]].update(row)
@@ -126,6 +135,39 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
     manifest.count(near_duplicates=len(near))
     run.finish()
     return result
+
+
+def engine_likelihood(examples: list[Example], config: ProfileConfig, workspace: Workspace,
+                      run: Run) -> tuple[SignalTable, dict[str, Any]]:
+    """The likelihood signals computed block by block on ``config.engine`` (shards in the run folder):
+    the same table, values, ids and order as the local path, resumable per block."""
+    from tamis.engine import ShardStore, get_engine
+    from tamis.engine.tasks import LikelihoodTask, likelihood_items, likelihood_size
+    from tamis.models.base import ResponseLogprobs
+
+    items = likelihood_items(examples)
+    store = ShardStore(config.engine.shards or run.out / "shards" / "likelihood")
+    task = LikelihoodTask(config.model, str(workspace.root))
+    by_key, stats = get_engine(config.engine).map(task, items, store, size=likelihood_size,
+                                                  description="scoring log-likelihood")
+
+    class Precomputed:  # the rows response_likelihood builds, from the shards
+        def logprobs(self, prompts: list[Any], responses: list[str]) -> list[ResponseLogprobs]:
+            from tamis.engine.tasks import _content_key
+
+            out = []
+            for p, r in zip(prompts, responses):
+                row = by_key[_content_key(p, r)]
+                out.append(ResponseLogprobs(tokens=tuple(row["tokens"]), logprobs=tuple(row["logprobs"]),
+                                            note=row["note"] or "", context_dropped=int(row["context_dropped"] or 0),
+                                            skipped=bool(row["skipped"])))
+            return out
+
+    table = response_likelihood(examples, Precomputed())  # type: ignore[arg-type]
+    run.manifest.count(**table.counts, **stats.counts("likelihood"), engine_workers=stats.workers)
+    run.manifest.data["engine"] = {"engine": config.engine.engine, "address": config.engine.address,
+                                   "workers": stats.workers, "shards": store.url}
+    return table, stats.extra["info"]
 
 
 def lowest_likelihood(signals: list[dict[str, Any]], examples: list[Example], k: int = 8) -> list[dict[str, Any]]:

@@ -1,0 +1,186 @@
+"""The Ray engine on a local Ray cluster the tests start (loopback only, 2 CPUs): the same output as the
+local engine, a worker killed mid-block retried with identical output, a killed driver resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from tamis.engine import EngineConfig, LocalEngine, ShardStore  # noqa: E402
+from tamis.engine.ray_engine import RayEngine  # noqa: E402
+
+SPEC = "transformers:smollm2?commit_every=3"  # 12 blocks of 3 on the 36 demo rows
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             configure_logging=False, object_store_memory=200 * 1024 * 1024)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the tasks below travel by value
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+class Squares:
+    """A fake block task (plumbing only)."""
+
+    name = "squares"
+
+    def fingerprint(self) -> str:
+        return "squares"
+
+    def setup(self) -> None:
+        self.pid = os.getpid()
+
+    def batch_bound(self) -> int:
+        return 2
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"key": it["key"], "sq": it["x"] ** 2 + 0.1} for it in items]
+
+
+class KilledOnce:
+    """Wraps a task: the worker process dies (os._exit) in the middle of its first block, once."""
+
+    def __init__(self, inner: Any, marker: str):
+        self.inner, self.marker = inner, marker
+        self.name = inner.name
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def batch_bound(self) -> int:
+        return self.inner.batch_bound()
+
+    def info(self) -> dict[str, Any]:
+        return self.inner.info()
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = self.inner(items)  # work done, shard not written yet
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return out
+
+
+def _items(n: int) -> list[dict[str, Any]]:
+    return [{"key": f"k{i}", "x": float(i % 9)} for i in range(n)]
+
+
+def _size(item: dict[str, Any]) -> int:
+    return int(item["x"])
+
+
+def test_ray_engine_gives_the_local_engines_rows_and_survives_a_killed_worker(cluster, tmp_path):
+    local, _ = LocalEngine().map(Squares(), _items(50), ShardStore(tmp_path / "local"), size=_size)
+    remote, stats = RayEngine(EngineConfig(engine="ray", workers=2)).map(
+        Squares(), _items(50), ShardStore(tmp_path / "ray"), size=_size)
+    assert remote == local and stats.workers == 2 and stats.blocks_computed == stats.blocks
+    marker = tmp_path / "killed"
+    again, _ = RayEngine(EngineConfig(engine="ray", workers=2)).map(
+        KilledOnce(Squares(), str(marker)), _items(50), ShardStore(tmp_path / "faulty"), size=_size)
+    assert marker.is_file() and again == local
+
+
+# -- with the bundled model ---------------------------------------------------------------------
+
+def _demo() -> str:
+    from tamis.pipeline.demo import demo_data_path
+
+    return str(demo_data_path())
+
+
+@pytest.fixture(scope="module")
+def reference(cluster, models_dir, tmp_path_factory) -> Any:
+    """The local engine (today's path, call cache) with one torch thread, as each Ray worker has."""
+    import torch
+
+    from tamis.pipeline.profile import ProfileConfig, run_profile
+    from tamis.store import Workspace
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root = tmp_path_factory.mktemp("local")
+        result = run_profile(ProfileConfig(data=_demo(), out=str(root / "out"), model=SPEC, embed=False),
+                             Workspace(root / "ws"))
+    finally:
+        torch.set_num_threads(threads)
+    return result
+
+
+@pytest.mark.slow
+def test_profile_on_ray_matches_the_local_engine_exactly(cluster, reference, tmp_path):
+    from tamis.pipeline.profile import ProfileConfig, run_profile
+    from tamis.store import Workspace
+
+    config = ProfileConfig(data=_demo(), out=str(tmp_path / "out"), model=SPEC, embed=False,
+                           engine=EngineConfig(engine="ray", workers=2))
+    result = run_profile(config, Workspace(tmp_path / "ws"))
+    assert result.table.rows() == reference.table.rows()  # same ids, same order, same floats
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["likelihood_blocks"] == 12 and manifest["counts"]["engine_workers"] == 2
+    assert manifest["models"]["llm"].startswith("transformers:smollm2")
+    assert len(list((tmp_path / "out" / "shards" / "likelihood").glob("*.done"))) == 12
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_block_is_retried_with_identical_output(cluster, reference, tmp_path, models_dir):
+    from tamis.engine.tasks import LikelihoodTask, likelihood_items, likelihood_size
+    from tamis.io import read_dataset
+
+    examples = read_dataset(_demo()).examples
+    marker = tmp_path / "killed"
+    task = KilledOnce(LikelihoodTask(SPEC, str(tmp_path / "ws")), str(marker))
+    rows, stats = RayEngine(EngineConfig(engine="ray", workers=2)).map(
+        task, likelihood_items(examples), ShardStore(tmp_path / "shards"), size=likelihood_size)
+    assert marker.is_file() and stats.blocks_computed == 12
+    by_id = {r["id"]: r for r in reference.table.rows()}
+    items = likelihood_items(examples)
+    scored = [ex for ex in examples if ex.kind == "chat" and ex.response is not None]
+    for ex, item in zip(scored, items):
+        assert float(sum(rows[item["key"]]["logprobs"])) == by_id[ex.id]["loglik_sum"]
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_and_recomputes_only_unfinished_blocks(cluster, reference, tmp_path, models_dir):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "tamis.cli", "profile", _demo(), "--out", str(out), "--workspace",
+           str(tmp_path / "ws"), "--model", SPEC, "--no-embed", "--engine", "ray", "--address", cluster,
+           "--workers", "2"]
+    env = os.environ | {"TAMIS_MODELS": str(models_dir), "TAMIS_PROGRESS": "0"}
+    shards = out / "shards" / "likelihood"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list(shards.glob("*.done"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(shards.glob("*.done")))
+    assert 2 <= done_before < 12 and not (out / "signals.parquet").exists()
+
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-2000:]
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["likelihood_blocks_reused"] == done_before
+    assert counts["likelihood_blocks_computed"] == 12 - done_before
+    from tamis.signals.registry import read_signals
+
+    assert read_signals(out).rows() == read_signals(reference.out_dir).rows()
