@@ -173,7 +173,7 @@ async def drive(base: str, pid: int, n: int, duration: float, think: float,
     return lat, acked, time.perf_counter() - start
 
 
-def run(kind: str, n: int, duration: float, think: float, flood: int = 0) -> dict[str, float]:
+def run(kind: str, n: int, duration: float, think: float, flood: int = 0, py_spy: str = "") -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix=f"tamis-bench-{kind}-"))
     stop_pg = None
     try:
@@ -195,9 +195,21 @@ def run(kind: str, n: int, duration: float, think: float, flood: int = 0) -> dic
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
+        spy = None
+        if py_spy:  # sample the server's threads (idle ones too: lock waits show) for the whole run
+            out = Path(f"studio-{kind}-flood{flood}.pyspy.txt").resolve()
+            spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.pid), "--threads", "--idle", "--rate", "100",
+                                    "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.STDOUT)
+            print(f"py-spy: {out}", flush=True)
         try:
             lat, acked, elapsed = asyncio.run(drive(base, pid, n, duration, think, flood))
         finally:
+            if spy is not None:
+                import signal
+
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             proc.terminate()
             proc.wait(20)
         database = Database(url)
@@ -237,8 +249,10 @@ def main() -> None:
                         help="mean seconds an annotator pauses before each page load (0: back-to-back, saturation)")
     parser.add_argument("--login-flood", type=int, default=0,
                         help="attackers posting unknown-user logins back to back beside the annotators")
+    parser.add_argument("--py-spy", default="", help="path to py-spy: record the server's stacks (raw format, "
+                        "./studio-DB-floodN.pyspy.txt); sampling costs CPU, so do not compare its latencies")
     args = parser.parse_args()
-    results = {kind: run(kind, args.annotators, args.duration, args.think, args.login_flood)
+    results = {kind: run(kind, args.annotators, args.duration, args.think, args.login_flood, args.py_spy)
                for kind in args.db.split(",")}
     if "sqlite" in results and "postgresql" in results:
         s, p = results["sqlite"], results["postgresql"]

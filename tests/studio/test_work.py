@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from tamis.curate.decisions import Decision, apply_decisions, read_decisions, write_decisions
 from tamis.io import DataError, read_dataset
-from tamis.studio import work
+from tamis.studio import annotation, work
 from tamis.studio.db import Assignment, Database, Item, Project, User, Version
 from tamis.studio.export import export_project, ordinal_alpha
 
@@ -425,7 +425,7 @@ def test_save_size_and_rate_limits_per_user(tmp_path, monkeypatch):
     with pytest.raises(work.TooMuch) as big:
         work.save_version(s, project, item, a, _edit(0, "x" * (work.SAVE_MAX_CHARS + 1)), user=users["ann"])
     assert big.value.status == 413
-    monkeypatch.setattr(work, "SAVES_PER_MINUTE", 3)
+    monkeypatch.setattr(annotation, "SAVES_PER_MINUTE", 3)
     for k in range(3):
         work.save_version(s, project, item, a, _edit(k, f"draft {k}"), user=users["ann"])
     with pytest.raises(work.TooMuch, match="saves in a minute") as fast:
@@ -433,8 +433,8 @@ def test_save_size_and_rate_limits_per_user(tmp_path, monkeypatch):
     assert fast.value.status == 429
     b = work.next_assignment(s, project, users["bob"])  # another user is not affected
     work.save_version(s, project, s.get(Item, b.item_id), b, _edit(0, "bob"), user=users["bob"])
-    monkeypatch.setattr(work, "SAVES_PER_MINUTE", 1000)
-    monkeypatch.setattr(work, "SAVE_CHARS_PER_HOUR", 50)
+    monkeypatch.setattr(annotation, "SAVES_PER_MINUTE", 1000)
+    monkeypatch.setattr(annotation, "SAVE_CHARS_PER_HOUR", 50)
     with pytest.raises(work.TooMuch, match="characters saved in an hour"):
         work.save_version(s, project, item, a, _edit(3, "y" * 40), user=users["ann"])
     s.close()

@@ -1,0 +1,322 @@
+"""Annotators' work: claiming items (overlap, skipped items coming back), saving versions (optimistic
+concurrency, per-user size and rate limits, server-measured time, model-suggestion outcomes), skipping
+and flagging, and their own progress and item list. Each function that writes commits or raises."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from tamis.studio.db import Assignment, Item, Membership, Project, User, Version, utcnow
+from tamis.studio.errors import Conflict, Invalid, TooMuch
+from tamis.studio.projects import MAX_OVERLAP
+
+CLAIM_RETRIES = 8
+SAVE_MAX_CHARS = 100_000  # text in one save (all turns together)
+SAVES_PER_MINUTE = 120  # per user: far above a person's pace (Ctrl+S every half second)
+SAVE_CHARS_PER_HOUR = 2_000_000  # per user
+TIME_CAP_S = 1800.0  # one save counts at most 30 minutes of work
+REPLACED_HTER = 0.6  # an edit this far from the model's suggestion replaced it rather than edited it
+
+
+def starting_messages(item: Item) -> list[dict[str, str]]:
+    """Where editing starts: the model's suggestion when the item has one, else the original."""
+    return item.suggestion or item.original
+
+
+def has_suggestion(item: Item) -> bool:
+    return bool(item.suggestion) or item.suggestion_source == "generated"
+
+# -- annotators ---------------------------------------------------------------------------------------
+
+def annotator_count(db: Session, project: Project) -> int:
+    return db.scalar(select(func.count()).select_from(Membership).where(
+        Membership.project_id == project.id, Membership.role == "annotator")) or 0
+
+
+def effective_overlap(db: Session, project: Project) -> int:
+    """Annotators per item: the project's overlap, bounded by how many annotators it has (at least 1)."""
+    return max(1, min(project.overlap, MAX_OVERLAP, annotator_count(db, project)))
+
+
+def _free_slot(db: Session, item_id: int, overlap: int) -> int | None:
+    used = set(db.scalars(select(Assignment.slot).where(Assignment.item_id == item_id, Assignment.slot.is_not(None))))
+    return next((s for s in range(overlap) if s not in used), None)
+
+
+def next_assignment(db: Session, project: Project, user: User) -> Assignment | None:
+    """The annotator's open item, or a newly claimed one (first item with a free slot), or, when nothing
+    new is left, the oldest item they skipped that still has a free slot (skipped items come back)."""
+    open_one = db.scalar(select(Assignment).where(Assignment.project_id == project.id,
+                                                  Assignment.user_id == user.id, Assignment.status == "open")
+                         .order_by(Assignment.id).limit(1))
+    if open_one is not None:
+        return open_one
+    overlap = effective_overlap(db, project)
+    for _ in range(CLAIM_RETRIES):
+        mine = select(Assignment.item_id).where(Assignment.user_id == user.id, Assignment.project_id == project.id)
+        taken = (select(func.count()).select_from(Assignment)
+                 .where(Assignment.item_id == Item.id, Assignment.slot.is_not(None)).scalar_subquery())
+        item = db.scalar(select(Item).where(Item.project_id == project.id, Item.id.not_in(mine),
+                                            taken < overlap).order_by(Item.position).limit(1))
+        if item is None:
+            return _reopen_skipped(db, project, user, overlap)
+        slot = _free_slot(db, item.id, overlap)
+        if slot is None:  # the last slot went between our two reads (READ COMMITTED): look again
+            db.rollback()
+            continue
+        assignment = Assignment(item_id=item.id, user_id=user.id, project_id=project.id, slot=slot)
+        db.add(assignment)
+        try:
+            db.commit()
+            return assignment
+        except IntegrityError:  # someone took that slot (or we raced ourselves in another tab)
+            db.rollback()
+    return None
+
+
+def _reopen_skipped(db: Session, project: Project, user: User, overlap: int) -> Assignment | None:
+    skipped = list(db.scalars(select(Assignment).where(Assignment.project_id == project.id,
+                                                       Assignment.user_id == user.id, Assignment.status == "skipped")
+                              .order_by(Assignment.id)))
+    for assignment in skipped:
+        if reopen(db, assignment, overlap):
+            return assignment
+    return None
+
+
+def reopen(db: Session, assignment: Assignment, overlap: int) -> bool:
+    """Take a skipped item back (if it still has a free slot); commits. False when others filled it."""
+    if assignment.status != "skipped":
+        return assignment.status == "open"
+    for _ in range(CLAIM_RETRIES):
+        slot = _free_slot(db, assignment.item_id, overlap)
+        if slot is None:
+            db.rollback()
+            return False
+        assignment.slot, assignment.status = slot, "open"
+        try:
+            db.commit()
+            return True
+        except IntegrityError:
+            db.rollback()
+    return False
+
+
+def latest_version(db: Session, assignment_id: int, *, submitted_only: bool = False) -> Version | None:
+    q = select(Version).where(Version.assignment_id == assignment_id)
+    if submitted_only:
+        q = q.where(Version.submitted.is_(True))
+    return db.scalar(q.order_by(Version.number.desc()).limit(1))
+
+
+@dataclass
+class Edit:
+    base: int
+    turns: dict[int, str]
+    ratings: dict[str, str]
+    submit: bool
+    # when the server handed out the page this save comes from (epoch s; verified by the caller), if known
+    opened_at: float | None = None
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def time_on_item(assignment: Assignment, latest: Version | None, opened_at: float | None,
+                 now: float | None = None) -> float:
+    """Seconds of work this save stands for, measured on the server: since the page was handed out, or
+    since the previous save / the claim if that was later; capped at 30 minutes."""
+    now = time.time() if now is None else now
+    since = max(_epoch(latest.created_at) if latest else _epoch(assignment.created_at), opened_at or 0.0)
+    return max(0.0, min(now - since, TIME_CAP_S))
+
+
+def check_save_budget(db: Session, user: User, chars: int) -> None:
+    """Per-user limits: one save's size, saves per minute, characters per hour (raises TooMuch)."""
+    if chars > SAVE_MAX_CHARS:
+        raise TooMuch(f"This save holds {chars:,} characters; the limit is {SAVE_MAX_CHARS:,}.", 413)
+    now = utcnow()
+    minute_ago = now - timedelta(minutes=1)
+    n_minute, volume = db.execute(
+        select(func.coalesce(func.sum(case((Version.created_at >= minute_ago, 1), else_=0)), 0),
+               func.coalesce(func.sum(Version.chars), 0))
+        .join(Assignment, Assignment.id == Version.assignment_id)
+        .where(Assignment.user_id == user.id, Version.created_at >= now - timedelta(hours=1))).one()
+    if n_minute >= SAVES_PER_MINUTE:
+        raise TooMuch(f"More than {SAVES_PER_MINUTE} saves in a minute; wait a moment and save again.")
+    if volume + chars > SAVE_CHARS_PER_HOUR:
+        raise TooMuch(f"More than {SAVE_CHARS_PER_HOUR:,} characters saved in an hour; wait and save again.")
+
+
+def suggestion_outcome(item: Item, messages: list[dict[str, str]], edit_roles: list[str]) -> str | None:
+    """Against the item's model suggestion: ``accepted`` (unchanged), ``edited``, or ``replaced`` (so far from
+    it, HTER >= 0.6, that the person wrote their own); None when the item has no suggestion."""
+    if not has_suggestion(item):
+        return None
+    start = starting_messages(item)
+    idx = [i for i, m in enumerate(start) if m["role"] in edit_roles]
+    before = [" ".join(start[i]["content"].split()) for i in idx]
+    after = [" ".join(messages[i]["content"].split()) for i in idx]
+    if before == after:
+        return "accepted"
+    from tamis.signals.edits import edit_effort
+
+    return "replaced" if edit_effort(before, after).hter >= REPLACED_HTER else "edited"
+
+
+def save_version(db: Session, project: Project, item: Item, assignment: Assignment, edit: Edit,
+                 *, user: User | None = None, write: Callable[[], Session] | None = None) -> Version:
+    """Append a version (optimistic concurrency on ``edit.base``; per-user size and rate limits when
+    ``user`` is given); commits before returning.
+
+    With ``write`` (a factory of write sessions), ``db`` is only read: the new version is worked out there
+    (checks, ratings, model-suggestion outcome), and a separate short write transaction re-checks the base
+    and the limits and inserts it. The web server does this so that a save holds SQLite's write lock (and
+    the write gate) only for that, not while the request is authenticated and the version computed."""
+    latest = latest_version(db, assignment.id)
+    version = _new_version(project, item, assignment, edit, latest)
+    if write is None:
+        return _commit_version(db, assignment, version, edit, user)
+    db.commit()  # end the read snapshot (nothing was written; loaded objects stay usable)
+    with write() as wdb:
+        current = wdb.get(Assignment, assignment.id)
+        if current is None:
+            raise Invalid("this item is no longer assigned to you")
+        version = _commit_version(wdb, current, version, edit, user)
+    set_committed_value(assignment, "status", current.status)  # the caller's copy, without a write
+    return version
+
+
+def _new_version(project: Project, item: Item, assignment: Assignment, edit: Edit,
+                 latest: Version | None) -> Version:
+    """The version ``edit`` makes of ``latest`` (or of the starting messages); raises Conflict, Invalid, TooMuch."""
+    current = latest.number if latest else 0
+    if edit.base != current:
+        raise Conflict(f"This item was saved elsewhere (version {current}) after the version you were "
+                       f"editing (version {edit.base}). Your text is kept below; reload to continue from "
+                       "the newer version.", latest)
+    if assignment.status != "open" and assignment.status != "submitted":
+        raise Invalid(f"this item was {assignment.status}; it can no longer be edited")
+    base_msgs = latest.messages if latest else starting_messages(item)
+    messages = [dict(m) for m in base_msgs]
+    for idx, text in edit.turns.items():
+        if not 0 <= idx < len(messages) or messages[idx]["role"] not in project.edit_roles:
+            raise Invalid(f"turn {idx} cannot be edited in this project")
+        messages[idx]["content"] = text.replace("\r\n", "\n")
+    ratings = _check_ratings(project, edit.ratings, required=edit.submit)
+    chars = sum(len(m["content"]) for i, m in enumerate(messages) if i in edit.turns)
+    if chars > SAVE_MAX_CHARS:
+        raise TooMuch(f"This save holds {chars:,} characters; the limit is {SAVE_MAX_CHARS:,}.", 413)
+    return Version(assignment_id=assignment.id, number=current + 1, messages=messages, ratings=ratings,
+                   submitted=edit.submit, elapsed_s=round(time_on_item(assignment, latest, edit.opened_at), 3),
+                   chars=chars, suggestion_outcome=suggestion_outcome(item, messages, project.edit_roles))
+
+
+def _commit_version(db: Session, assignment: Assignment, version: Version, edit: Edit, user: User | None) -> Version:
+    """Insert ``version`` if it still follows the latest one and the user's limits allow it; commits."""
+    latest_number = db.scalar(select(func.max(Version.number)).where(Version.assignment_id == assignment.id)) or 0
+    if latest_number != edit.base:
+        latest = latest_version(db, assignment.id)
+        raise Conflict(f"This item was saved elsewhere (version {latest_number}) after the version you were "
+                       f"editing (version {edit.base}). Your text is kept below; reload to continue from "
+                       "the newer version.", latest)
+    if assignment.status != "open" and assignment.status != "submitted":
+        raise Invalid(f"this item was {assignment.status}; it can no longer be edited")
+    if user is not None:
+        check_save_budget(db, user, version.chars)
+    db.add(version)
+    if edit.submit:
+        assignment.status = "submitted"
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict("Another save of this item arrived at the same moment; reload to see it.",
+                       latest_version(db, assignment.id)) from None
+    return version
+
+
+def _check_ratings(project: Project, raw: dict[str, str], *, required: bool) -> dict[str, int]:
+    ratings: dict[str, int] = {}
+    for c in project.criteria:
+        value = (raw.get(c["name"]) or "").strip()
+        if not value:
+            if required:
+                raise Invalid(f"rate {c['name']} before submitting")
+            continue
+        if not re.fullmatch(r"[0-9]{1,3}", value) or not c["min"] <= int(value) <= c["max"]:
+            raise Invalid(f"{c['name']}: rating must be a whole number from {c['min']} to {c['max']}")
+        ratings[c["name"]] = int(value)
+    return ratings
+
+
+def close_assignment(db: Session, assignment: Assignment, status: str, note: str = "") -> None:
+    """Skip (frees the slot for someone else; the item comes back later) or flag (done, and the item goes
+    to a reviewer with the note)."""
+    if assignment.status != "open":
+        raise Invalid(f"this item is already {assignment.status}")
+    assignment.status = status
+    assignment.flag_note = note[:2000]
+    if status == "skipped":
+        assignment.slot = None
+    db.commit()
+
+
+def progress(db: Session, project: Project, user: User) -> dict[str, int]:
+    rows = db.execute(select(Assignment.status, func.count()).where(
+        Assignment.project_id == project.id, Assignment.user_id == user.id).group_by(Assignment.status)).all()
+    counts = {status: n for status, n in rows}
+    n_items = db.scalar(select(func.count()).select_from(Item).where(Item.project_id == project.id)) or 0
+    done = counts.get("submitted", 0) + counts.get("flagged", 0)
+    return {"total": n_items, "done": done, "skipped": counts.get("skipped", 0), "open": counts.get("open", 0)}
+
+
+@dataclass
+class ListedItem:
+    assignment: Assignment
+    item: Item
+    state: str  # open | draft | submitted | skipped | flagged
+    versions: int
+
+
+def my_items(db: Session, project: Project, user: User, *, state: str = "", query: str = "") -> list[ListedItem]:
+    """The annotator's items in project order, with their state; filtered by state and by text (in the
+    item's id, original or suggestion, case-insensitive)."""
+    rows = db.execute(select(Assignment, Item, func.count(Version.id))
+                      .join(Item, Item.id == Assignment.item_id)
+                      .outerjoin(Version, Version.assignment_id == Assignment.id)
+                      .where(Assignment.project_id == project.id, Assignment.user_id == user.id)
+                      .group_by(Assignment.id, Item.id).order_by(Item.position)).all()
+    out = []
+    needle = query.strip().lower()
+    for a, item, n in rows:
+        label = "draft" if a.status == "open" and n else a.status
+        if state and label != state:
+            continue
+        if needle:
+            hay = " ".join([item.example_id] + [m["content"] for m in item.original + (item.suggestion or [])])
+            if needle not in hay.lower():
+                continue
+        out.append(ListedItem(a, item, label, n))
+    return out
+
+
+def neighbours(db: Session, project: Project, user: User, assignment: Assignment) -> tuple[int | None, int | None]:
+    """The previous and next of the annotator's items (project order), for the edit page's links."""
+    ids = [a.id for a in db.scalars(select(Assignment).join(Item, Item.id == Assignment.item_id)
+                                    .where(Assignment.project_id == project.id, Assignment.user_id == user.id)
+                                    .order_by(Item.position))]
+    k = ids.index(assignment.id) if assignment.id in ids else -1
+    if k < 0:
+        return None, None
+    return (ids[k - 1] if k > 0 else None), (ids[k + 1] if k + 1 < len(ids) else None)
