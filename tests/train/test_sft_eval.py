@@ -74,3 +74,16 @@ def test_eval_scores_outputs_with_cis_and_joins_human_ratings(tmp_path, workspac
     changed = run_eval(EvalSettings(model="transformers:smollm2", data=str(data), max_tokens=16,
                                     ratings=str(ratings), n_resamples=100), workspace)
     assert not changed.reused and changed.summary["metrics"]["human_rating"]["value"] == 1
+
+
+def test_weighted_sft_records_its_weights(tmp_path, workspace):
+    examples = read_dataset(demo_data_path()).examples[:8]
+    settings = SFTSettings(max_steps=1, batch_size=4, eval_fraction=0.0, max_length=64)
+    weights = [0.1, 1.0, 0.5, 0.5, 1.0, 0.1, 0.2, 0.9]
+    result = train_sft(examples, settings, tmp_path / "weighted", workspace, weights=weights)
+    manifest = json.loads((tmp_path / "weighted" / "manifest.json").read_text())
+    assert manifest["weights"]["min"] == pytest.approx(0.1) and manifest["weights"]["max"] == pytest.approx(1.0)
+    assert json.loads((tmp_path / "weighted" / "settings.json").read_text())["settings"]["weights_fingerprint"]
+    assert (result.model_dir / "adapter_model.safetensors").is_file()
+    with pytest.raises(OutputConflict, match="weights_fingerprint"):  # other weights: another training
+        train_sft(examples, settings, tmp_path / "weighted", workspace, weights=weights[::-1])

@@ -10,16 +10,18 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out,
-                           score_app, workspace_from)
+from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, _check_model_spec, app, experiment_app,
+                           friendly_errors, opt, out, score_app, workspace_from)
+from tamis.generate.conversations import DialogueConfig, InstructionConfig
 from tamis.generate.labelled import LabelledGenerationConfig
 from tamis.generate.nearcopy import NearCopyConfig
 
 generate_app = typer.Typer(help="Generate synthetic data: labelled texts, instructions, dialogues.", no_args_is_help=True)
 app.add_typer(generate_app, name="generate")
 
-ModelOpt = typer.Option("llamacpp:smollm2", "--model", "-m", help="Generator LLM spec.")
-EmbedderOpt = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec.")
+ModelOpt = typer.Option("llamacpp:smollm2", "--model", "-m", help="Generator LLM spec.", callback=_check_model_spec)
+EmbedderOpt = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec.",
+                           callback=_check_model_spec)
 
 
 def _generation_run(command: str, settings: dict, out_dir: Path, inputs: list, overwrite: bool):
@@ -131,10 +133,13 @@ def labelled(
 def instructions(
     topic: list[str] = typer.Option([], "--topic", help="A seed topic (repeatable)."),
     topics: Optional[Path] = typer.Option(None, "--topics", help="File with one seed topic per line."),
-    n_per_topic: int = typer.Option(2),
+    n_per_topic: int = opt(InstructionConfig, "n_per_topic"),
+    temperature: float = opt(InstructionConfig, "temperature"),
+    max_tokens: int = opt(InstructionConfig, "max_tokens"),
+    rouge_threshold: float = opt(InstructionConfig, "rouge_threshold"),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
-    seed: int = typer.Option(0),
+    seed: int = opt(InstructionConfig, "seed"),
     overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
@@ -144,14 +149,16 @@ def instructions(
 
     ws = workspace_from(workspace)
     found = _topics(topic, topics)
-    settings = {"topics": found, "n_per_topic": n_per_topic, "model": model, "seed": seed}
+    cfg = InstructionConfig(n_per_topic=n_per_topic, temperature=temperature, max_tokens=max_tokens,
+                            rouge_threshold=rouge_threshold, seed=seed)
+    settings = {"topics": found, "model": model} | asdict(cfg)
     with _generation_run("generate instructions", settings, output or ws.run_dir("generate-instructions"), [],
                          overwrite) as run:
         if _reused(run):
             return
         llm = load_llm(model, ws)
         run.manifest.model("generator", llm.identity)
-        _write_generation(generate_instructions(found, llm, n_per_topic=n_per_topic, seed=seed), run)
+        _write_generation(generate_instructions(found, llm, cfg), run)
 
 
 @generate_app.command("dialogues")
@@ -159,11 +166,13 @@ def instructions(
 def dialogues(
     topic: list[str] = typer.Option([], "--topic", help="A seed topic (repeatable)."),
     topics: Optional[Path] = typer.Option(None, "--topics", help="File with one seed topic per line."),
-    n_per_topic: int = typer.Option(1),
-    turns: int = typer.Option(2, help="(user, assistant) exchanges per dialogue."),
+    n_per_topic: int = opt(DialogueConfig, "n_per_topic"),
+    turns: int = opt(DialogueConfig, "n_turns", "--turns"),
+    temperature: float = opt(DialogueConfig, "temperature"),
+    max_tokens: int = opt(DialogueConfig, "max_tokens"),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
-    seed: int = typer.Option(0),
+    seed: int = opt(DialogueConfig, "seed"),
     overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
@@ -173,14 +182,16 @@ def dialogues(
 
     ws = workspace_from(workspace)
     found = _topics(topic, topics)
-    settings = {"topics": found, "n_per_topic": n_per_topic, "turns": turns, "model": model, "seed": seed}
+    cfg = DialogueConfig(n_per_topic=n_per_topic, n_turns=turns, temperature=temperature, max_tokens=max_tokens,
+                         seed=seed)
+    settings = {"topics": found, "model": model} | asdict(cfg)
     with _generation_run("generate dialogues", settings, output or ws.run_dir("generate-dialogues"), [],
                          overwrite) as run:
         if _reused(run):
             return
         llm = load_llm(model, ws)
         run.manifest.model("generator", llm.identity)
-        result = generate_dialogues(found, llm, n_per_topic=n_per_topic, n_turns=turns, seed=seed)
+        result = generate_dialogues(found, llm, cfg)
         _write_generation(result, run)
 
 

@@ -34,11 +34,21 @@ def train_sft_command(
     eval_fraction: float = opt(SFTSettings, "eval_fraction"),
     early_stopping: Optional[int] = opt(SFTSettings, "early_stopping_patience", "--early-stopping"),
     seed: int = opt(SFTSettings, "seed"),
+    report_to: Optional[list[str]] = opt(SFTSettings, "report_to", "--report-to"),
+    weight_by: Optional[str] = typer.Option(None, "--weight-by", metavar="SIGNAL",
+                                            help="Soft curation: draw examples with probability by their rank on "
+                                                 "this signal (read from --scores; its direction is known) instead "
+                                                 "of dropping any."),
+    scores: Optional[list[Path]] = typer.Option(None, "--scores", "-s", help="With --weight-by: scoring run "
+                                                "folders or score files (repeat)."),
+    weight_floor: float = typer.Option(0.1, min=0.0, max=1.0, help="With --weight-by: the weight of the worst "
+                                                                   "example (the best gets 1)."),
     limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
     overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Supervised fine-tuning with TRL (loss on the final assistant turn); resumes from checkpoints."""
+    from tamis.errors import ConfigError
     from tamis.io import read_dataset
     from tamis.train.sft import train_sft
 
@@ -48,9 +58,20 @@ def train_sft_command(
     settings = SFTSettings(model=model, lora=not full, lora_r=lora_r, lora_alpha=2 * lora_r, epochs=epochs,
                            max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                            max_length=max_length, eval_fraction=eval_fraction,
-                           early_stopping_patience=early_stopping, seed=seed)
+                           early_stopping_patience=early_stopping, seed=seed,
+                           report_to=tuple(report_to or ()))
+    weights = None
+    if weight_by or scores:
+        if not (weight_by and scores):
+            raise ConfigError("soft curation needs both --weight-by SIGNAL and --scores RUN")
+        from tamis.train.weights import signal_weights, weight_summary
+
+        weights = signal_weights(read.examples, scores, weight_by, floor=weight_floor)
+        spread = weight_summary(weights)
+        out.print(f"weights by {weight_by}: {spread['min']:.2f} to {spread['max']:.2f}, effective sample size "
+                  f"{spread['effective_n']:.1f} of {len(weights)}")
     target = output or ws.run_dir(f"sft-{Path(data).stem}")
-    result = train_sft(read.examples, settings, target, ws, overwrite=overwrite)
+    result = train_sft(read.examples, settings, target, ws, overwrite=overwrite, weights=weights)
     if result.reused:
         out.print("reused: this training was complete (same settings and data)")
     if result.resumed_from:

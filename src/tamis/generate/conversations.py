@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tamis.curate.decisions import Decision
@@ -19,6 +20,7 @@ from tamis.generate.nearcopy import NearCopyConfig, NearCopyFilter
 from tamis.generate.parse import parse_generated_text
 from tamis.models.base import LLM, GenerationParams
 from tamis.records import chat_example, content_id
+from tamis.settings import setting, validate
 
 ASSISTANT_SYSTEM = "You are a helpful, friendly assistant. Answer clearly and concisely."
 
@@ -35,9 +37,37 @@ def _result(examples: list[Any], rejected: list[Decision], attempts: int) -> Gen
         "rejected_by_reason": dict(Counter(d.reason for d in rejected)), "truncated": 0})
 
 
-def generate_instructions(topics: Sequence[str], llm: LLM, *, n_per_topic: int = 2, temperature: float = 1.0,
-                          seed: int = 0, max_tokens: int = 256, rouge_threshold: float = 0.7) -> GenerationResult:
-    """``n_per_topic`` (instruction, response) chat examples per seed topic."""
+@dataclass
+class InstructionConfig:
+    n_per_topic: int = setting(2, "Instruction-response pairs per seed topic.", range=(1, None))
+    temperature: float = setting(1.0, "Sampling temperature of the instructions.", range=(0, 10))
+    max_tokens: int = setting(256, "Maximum new tokens of each response.", range=(1, None))
+    rouge_threshold: float = setting(0.7, "Drop an instruction whose ROUGE-L with a kept one reaches this.",
+                                     range=(0, 1))
+    seed: int = setting(0, "Random seed of the sampling.")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass
+class DialogueConfig:
+    n_per_topic: int = setting(1, "Dialogues per seed topic.", range=(1, None))
+    n_turns: int = setting(2, "(user, assistant) exchanges per dialogue.", range=(1, None))
+    temperature: float = setting(0.8, "Sampling temperature of both speakers.", range=(0, 10))
+    max_tokens: int = setting(160, "Maximum new tokens of each turn.", range=(1, None))
+    seed: int = setting(0, "Random seed of the sampling.")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def generate_instructions(topics: Sequence[str], llm: LLM, config: InstructionConfig | None = None,
+                          **overrides: Any) -> GenerationResult:
+    """``n_per_topic`` (instruction, response) chat examples per seed topic (``overrides``: config fields)."""
+    cfg = replace(config or InstructionConfig(), **overrides)
+    n_per_topic, temperature, seed = cfg.n_per_topic, cfg.temperature, cfg.seed
+    max_tokens, rouge_threshold = cfg.max_tokens, cfg.rouge_threshold
     identity = llm.identity
     ask = GenerationParams(n=n_per_topic, temperature=temperature, top_p=0.95, max_tokens=80, seed=seed)
     raw = llm.generate([_instruction_prompt(t) for t in topics], ask)
@@ -87,10 +117,13 @@ def _simulator(topic: str, turns: list[dict[str, str]]) -> list[dict[str, str]]:
             {"role": "user", "content": (f"Conversation so far:\n{transcript}\n\n" if turns else "") + task}]
 
 
-def generate_dialogues(topics: Sequence[str], llm: LLM, *, n_per_topic: int = 1, n_turns: int = 2,
-                       temperature: float = 0.8, seed: int = 0, max_tokens: int = 160) -> GenerationResult:
+def generate_dialogues(topics: Sequence[str], llm: LLM, config: DialogueConfig | None = None,
+                       **overrides: Any) -> GenerationResult:
     """Dialogues of ``n_turns`` (user, assistant) exchanges per topic; a dialogue with an empty or
-    unusable turn is rejected with the turn's number."""
+    unusable turn is rejected with the turn's number (``overrides``: config fields)."""
+    cfg = replace(config or DialogueConfig(), **overrides)
+    n_per_topic, n_turns, temperature, seed, max_tokens = (cfg.n_per_topic, cfg.n_turns, cfg.temperature, cfg.seed,
+                                                           cfg.max_tokens)
     identity = llm.identity
     dialogues = [(topic, d, []) for topic in topics for d in range(n_per_topic)]
     alive = list(range(len(dialogues)))

@@ -29,6 +29,8 @@ class SFTSettings:
     save_steps: int | None = setting(None, "Checkpoint every this many steps [default: once per epoch].",
                                      range=(1, None))
     seed: int = setting(0, "Seed for shuffling, splits and initialisation.")
+    report_to: tuple[str, ...] = setting((), "Experiment trackers to log to: tensorboard, wandb, mlflow (each must be "
+                                             "installed; none by default).")
     extra: dict[str, Any] = setting({}, "Further TRL SFTConfig arguments.")
 
     def __post_init__(self) -> None:

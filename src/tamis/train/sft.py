@@ -10,6 +10,7 @@ The adapter (or full model) is saved with its training config and a fingerprint 
 from __future__ import annotations
 
 import json
+import hashlib
 import math
 import os
 import shutil
@@ -28,6 +29,7 @@ from tamis.train.settings import SFTSettings  # noqa: F401  (re-exported: the pu
 from tamis.store import Workspace, atomic_write_text
 
 TRAINING_INFO = "tamis_training.json"
+WEIGHT_COLUMN = "tamis_weight"
 
 
 @dataclass
@@ -62,16 +64,42 @@ def _latest_checkpoint(out_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
+
+
+def check_trackers(report_to: tuple[str, ...] | list[str]) -> list[str]:
+    """The trackers for TRL's ``report_to``; an unknown or uninstalled one is a ConfigError, before training."""
+    import importlib.util
+
+    from tamis.errors import ConfigError, unknown
+
+    for name in report_to:
+        if name not in TRACKERS:
+            raise ConfigError(unknown("tracker", name, TRACKERS))
+        if not any(importlib.util.find_spec(module) for module in TRACKERS[name]):
+            raise ConfigError(f"report_to {name!r} needs the {TRACKERS[name][0]} package: pip install {TRACKERS[name][0]}")
+    return list(report_to)
+
+
 def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Path, workspace: Workspace, *,
-              overwrite: bool = False) -> SFTResult:
+              overwrite: bool = False, weights: list[float] | None = None) -> SFTResult:
     """Fine-tune ``settings.model`` on ``examples``; returns where the adapter/model was saved.
 
     The output folder is a run (``tamis.runs.Run``): the settings and the data's fingerprint are saved
     there, a folder trained with other settings or data is refused (``overwrite`` replaces it), a finished
-    training is returned as it is, and an interrupted one resumes from its latest checkpoint."""
+    training is returned as it is, and an interrupted one resumes from its latest checkpoint.
+    ``weights`` (one per example, ``tamis.train.weights``): batches are drawn with probability
+    proportional to them (soft curation) instead of a plain shuffle."""
     out_dir = Path(out_dir)
+    check_trackers(settings.report_to)
+    if weights is not None and (len(weights) != len(examples) or min(weights) < 0 or sum(weights) <= 0):
+        raise ModelError(f"weights: need one non-negative weight per example ({len(examples)}), not all zero; "
+                         f"got {len(weights)}")
     fingerprint = data_fingerprint(examples)
     run_settings = asdict(settings) | {"data_fingerprint": fingerprint, "n_examples": len(examples)}
+    if weights is not None:
+        run_settings["weights_fingerprint"] = hashlib.sha256(json.dumps([round(w, 9) for w in weights]).encode()
+                                                             ).hexdigest()[:16]
     with Run("train sft", run_settings, out_dir, overwrite=overwrite) as run:
         model_dir = out_dir / ("adapter" if settings.lora else "model")
         if run.complete and (model_dir / TRAINING_INFO).is_file():
@@ -81,13 +109,13 @@ def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Pat
         if run.replaced:
             for stale in out_dir.glob("checkpoint-*"):  # checkpoints of other settings must not be resumed
                 shutil.rmtree(stale, ignore_errors=True)
-        result = _train(examples, settings, out_dir, workspace, run.manifest, fingerprint)
+        result = _train(examples, settings, out_dir, workspace, run.manifest, fingerprint, weights)
         run.finish()
         return result
 
 
 def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, workspace: Workspace, manifest: Manifest,
-           fingerprint: str) -> SFTResult:
+           fingerprint: str, weights: list[float] | None) -> SFTResult:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
@@ -102,9 +130,19 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
 
     rows = to_prompt_completion(examples)
     n_eval = int(round(len(rows) * settings.eval_fraction)) if len(rows) >= 10 else 0
+    if weights is not None:
+        rows = [row | {WEIGHT_COLUMN: w} for row, w in zip(rows, weights)]
     data = Dataset.from_list(rows).shuffle(seed=settings.seed)
     train_data = data.select(range(n_eval, len(rows)))
     eval_data = data.select(range(n_eval)) if n_eval else None
+    train_weights = None
+    if weights is not None:  # the weights travel with their rows through the shuffle and split
+        from tamis.train.weights import weight_summary
+
+        train_weights = list(train_data[WEIGHT_COLUMN])
+        train_data = train_data.remove_columns(WEIGHT_COLUMN)
+        eval_data = eval_data.remove_columns(WEIGHT_COLUMN) if eval_data is not None else None
+        manifest.data["weights"] = weight_summary(train_weights)
     steps_per_epoch = max(1, math.ceil(len(train_data) / (settings.batch_size * settings.grad_accum)))
     eval_steps = settings.eval_steps or max(1, steps_per_epoch // 2)
     lr = settings.learning_rate or (2e-4 if settings.lora else 2e-5)
@@ -131,7 +169,8 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
         save_total_limit=2,
         load_best_model_at_end=bool(eval_data is not None and settings.early_stopping_patience),
         metric_for_best_model="eval_loss",
-        report_to=[],
+        report_to=list(settings.report_to),
+        logging_dir=str(out_dir / "logs"),
         disable_tqdm=not os.isatty(2),
         dataloader_num_workers=0,
         **settings.extra,
@@ -143,8 +182,9 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     callbacks = []
     if eval_data is not None and settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    trainer_class = _weighted_trainer(SFTTrainer, train_weights, settings.seed) if train_weights else SFTTrainer
+    trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
+                            processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     if not os.isatty(2):  # logs go to the manifest; a non-terminal gets no dict per step
         from transformers.trainer_callback import PrinterCallback
 
@@ -169,3 +209,15 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     manifest.data["resumed_from"] = resume
     manifest.output("model", model_dir)
     return SFTResult(out_dir=out_dir, model_dir=model_dir, metrics=metrics, resumed_from=resume)
+
+
+def _weighted_trainer(base: type, weights: list[float], seed: int) -> type:
+    """``base`` (TRL's SFTTrainer) drawing each epoch's examples with probability proportional to ``weights``."""
+    from torch.utils.data import WeightedRandomSampler
+
+    class WeightedSFTTrainer(base):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, train_dataset: Any = None) -> WeightedRandomSampler:
+            generator = torch.Generator().manual_seed(seed)
+            return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+
+    return WeightedSFTTrainer
