@@ -119,6 +119,8 @@ def apply_decisions(examples: list[Example], decisions: Iterable[Decision]) -> t
             dropped.append(ex.to_dict() | {"decision": d.to_dict()})
             continue
         meta = dict(ex.meta) | {"decision": {"action": d.action, "reason": d.reason, "step": d.step}}
+        if "train_weight" in d.scores:  # soft curation: the weight travels with the kept example
+            meta["train_weight"] = d.scores["train_weight"]
         if d.action == "edit" and d.corrected is not None:
             meta["original_messages"] = [m.to_dict() for m in ex.messages]
             messages = tuple(Message(m["role"], m["content"]) for m in d.corrected)

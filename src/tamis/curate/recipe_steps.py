@@ -5,7 +5,9 @@
   prompt and a judge (both orders) decides whether the answer replaces the target;
 - ``influence_select``: G-DIG selection by gradient influence on a trusted seed set;
 - ``filter``: a policy (``keep``/``drop`` rules, or one ``signal`` with CLEAR's median rule) over
-  the signals of scored runs, exactly as ``tamis filter``.
+  the signals of scored runs, exactly as ``tamis filter``;
+- ``weight_by``: soft curation: keep every example, with a training weight by its rank on a signal
+  (``tamis.train.weights``), exactly as ``tamis train sft --weight-by``.
 """
 
 from __future__ import annotations
@@ -144,3 +146,23 @@ def policy_filter_step(examples: list[Example], params: dict[str, Any], ctx: Ste
     policy.step = ""
     decisions, _ = policy.apply([ex.id for ex in examples], signals)
     return decisions
+
+
+@register_step("weight_by")
+def weight_by_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
+    """Keep every example with a training weight (``scores["train_weight"]``, carried into the variant's
+    data as ``meta.train_weight``) by its rank on ``signal`` in ``scores`` (runs or score files);
+    ``floor`` is the worst example's weight (default 0.1), the best gets 1."""
+    from tamis.errors import ConfigError
+    from tamis.signals.registry import SignalSet
+    from tamis.train.weights import signal_weights
+
+    check_params("weight_by", params, {"signal", "scores", "floor"})
+    refs, signal = params.get("scores"), params.get("signal")
+    if not refs or not signal:
+        raise ConfigError("recipe step 'weight_by' needs signal: NAME and scores: the runs (or score files) holding it")
+    paths = [ctx.path(r) for r in ([refs] if isinstance(refs, str) else refs)]
+    weights = signal_weights(examples, paths, signal, floor=float(params.get("floor", 0.1)))
+    values = SignalSet.read(paths).values(signal)
+    return [Decision(ex.id, "keep", f"training weight {w:.3f} by its rank on {signal}",
+                     scores={"train_weight": w, signal: values[ex.id]}) for ex, w in zip(examples, weights)]

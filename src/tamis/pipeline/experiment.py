@@ -35,6 +35,7 @@ from tamis.runs import Run
 from tamis.store import Workspace, atomic_write_json, atomic_write_text
 from tamis.records import data_fingerprint
 from tamis.train.settings import SFTSettings
+from tamis.train.weights import example_weights, weights_fingerprint
 
 
 @dataclass
@@ -132,16 +133,16 @@ def _run_experiment(recipe: Recipe, workspace: Workspace, out_dir: Path, manifes
     for variant in recipe.variant_order():
         with manifest.stage(f"variant:{variant}"):
             examples = build_variant(recipe, variant, training_data(variant), workspace, out_dir)
-        fingerprint = data_fingerprint(examples)
+        fingerprint, weights = data_fingerprint(examples), example_weights(examples)  # weights: a weight_by step
         for model in recipe.models:
             for seed in recipe.seeds:
                 run = out_dir / "runs" / variant / slug(model) / f"seed{seed}"
                 settings = SFTSettings(**(recipe.train | {"model": model, "seed": seed}))
                 model_dir = run / ("adapter" if settings.lora else "model")
                 console.print(f"[bold]{variant}[/] x {model} x seed {seed}: {len(examples)} training examples")
-                if not already_trained(model_dir, fingerprint, settings):
+                if not already_trained(model_dir, fingerprint, settings, weights_fingerprint(weights)):
                     with manifest.stage(f"train:{variant}:{slug(model)}:{seed}"):
-                        train_once(examples, settings, run, workspace)
+                        train_once(examples, settings, run, workspace, weights)
                 versus = None
                 if pairwise is not None and variant != pairwise.baseline:
                     versus = str(out_dir / "runs" / pairwise.baseline / slug(model) / f"seed{seed}" / "eval")

@@ -41,8 +41,8 @@ LABEL_FILTER_KEYS = ("model", "warmup", "rule", "folds", "options")
 RULES = ("confident", "disagree", "median")
 
 
-def already_trained(model_dir: Path, fingerprint: str, settings: Any) -> bool:
-    """An adapter trained on exactly these examples with exactly these settings exists."""
+def already_trained(model_dir: Path, fingerprint: str, settings: Any, weights_fp: str | None = None) -> bool:
+    """An adapter trained on exactly these examples (and training weights) with exactly these settings exists."""
     from dataclasses import asdict
 
     from tamis.train.sft import TRAINING_INFO
@@ -52,10 +52,12 @@ def already_trained(model_dir: Path, fingerprint: str, settings: Any) -> bool:
         return False
     saved = json.loads(info.read_text())
     wanted = json.loads(json.dumps(asdict(settings), default=str))  # as saved: tuples become lists
-    return saved.get("data_fingerprint") == fingerprint and saved.get("settings") == wanted
+    return (saved.get("data_fingerprint") == fingerprint and saved.get("settings") == wanted
+            and saved.get("weights_fingerprint") == weights_fp)
 
 
-def train_once(examples: list[Example], settings: Any, out_dir: Path, workspace: Any) -> Path:
+def train_once(examples: list[Example], settings: Any, out_dir: Path, workspace: Any,
+               weights: list[float] | None = None) -> Path:
     """The adapter (or model) folder of ``settings`` trained on ``examples``: trained here, or copied from
     the workspace's store of finished trainings (``WORKSPACE/trained/KEY``, keyed by the data fingerprint
     and the settings), so a warm-up identical to a variant's own training (the raw variant's, when the
@@ -63,17 +65,20 @@ def train_once(examples: list[Example], settings: Any, out_dir: Path, workspace:
     from dataclasses import asdict
 
     from tamis.train.sft import data_fingerprint, train_sft
+    from tamis.train.weights import weights_fingerprint
 
-    fingerprint = data_fingerprint(examples)
+    fingerprint, weights_fp = data_fingerprint(examples), weights_fingerprint(weights)
     model_dir = Path(out_dir) / ("adapter" if settings.lora else "model")
-    if already_trained(model_dir, fingerprint, settings):
+    if already_trained(model_dir, fingerprint, settings, weights_fp):
         return model_dir
-    blob = json.dumps([fingerprint, asdict(settings)], sort_keys=True, default=str)
+    key = [fingerprint, asdict(settings)] + ([weights_fp] if weights_fp else [])
+    blob = json.dumps(key, sort_keys=True, default=str)
     shared = Path(workspace.root) / "trained" / hashlib.sha256(blob.encode()).hexdigest()[:16]
-    if already_trained(shared, fingerprint, settings):
+    if already_trained(shared, fingerprint, settings, weights_fp):
         shutil.copytree(shared, model_dir, dirs_exist_ok=True)
         return model_dir
-    train_sft(examples, settings, out_dir, workspace, overwrite=True)  # the study owns the folder; same settings are reused
+    # the study owns the folder (overwrite); the same settings are still reused
+    train_sft(examples, settings, out_dir, workspace, overwrite=True, weights=weights)
     partial = shared.with_name(shared.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(model_dir, partial)

@@ -10,7 +10,6 @@ The adapter (or full model) is saved with its training config and a fingerprint 
 from __future__ import annotations
 
 import json
-import hashlib
 import math
 import os
 import shutil
@@ -25,6 +24,7 @@ from tamis.models.base import ModelError, ModelSpec
 from tamis.models.derived import model_path
 from tamis.records import Example, data_fingerprint  # noqa: F401  (re-exported)
 from tamis.runs import Run
+from tamis.train.weights import weights_fingerprint
 from tamis.train.settings import SFTSettings  # noqa: F401  (re-exported: the public name)
 from tamis.store import Workspace, atomic_write_text
 
@@ -98,8 +98,7 @@ def train_sft(examples: list[Example], settings: SFTSettings, out_dir: str | Pat
     fingerprint = data_fingerprint(examples)
     run_settings = asdict(settings) | {"data_fingerprint": fingerprint, "n_examples": len(examples)}
     if weights is not None:
-        run_settings["weights_fingerprint"] = hashlib.sha256(json.dumps([round(w, 9) for w in weights]).encode()
-                                                             ).hexdigest()[:16]
+        run_settings["weights_fingerprint"] = weights_fingerprint(weights)
     with Run("train sft", run_settings, out_dir, overwrite=overwrite) as run:
         model_dir = out_dir / ("adapter" if settings.lora else "model")
         if run.complete and (model_dir / TRAINING_INFO).is_file():
@@ -202,6 +201,7 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     tokenizer.save_pretrained(str(model_dir))
     info = {"base_model": settings.model, "base_model_path": model_path, "lora": settings.lora,
             "settings": asdict(settings), "data_fingerprint": fingerprint,
+            "weights_fingerprint": weights_fingerprint(weights),
             "n_train": len(train_data), "n_eval": n_eval, "metrics": metrics}
     atomic_write_text(model_dir / TRAINING_INFO, json.dumps(info, indent=2, default=str))
     manifest.count(train=len(train_data), eval=n_eval)

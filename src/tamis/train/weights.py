@@ -51,3 +51,20 @@ def weight_summary(weights: Sequence[float]) -> dict[str, float]:
     w = np.asarray(weights, dtype=float)
     return {"min": float(w.min()), "mean": float(w.mean()), "max": float(w.max()),
             "effective_n": float(w.sum() ** 2 / (w ** 2).sum())}
+
+
+def weights_fingerprint(weights: Sequence[float] | None) -> str | None:
+    """A hash of the weights (None without weights): a weighted training is another training."""
+    if weights is None:
+        return None
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps([round(float(w), 9) for w in weights]).encode()).hexdigest()[:16]
+
+
+def example_weights(examples: Sequence[Example]) -> list[float] | None:
+    """The weights a ``weight_by`` step left in the examples' meta (None when no example carries one)."""
+    if not any("train_weight" in ex.meta for ex in examples):
+        return None
+    return [float(ex.meta.get("train_weight", 1.0)) for ex in examples]
