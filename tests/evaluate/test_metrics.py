@@ -41,3 +41,24 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_n():
 def test_unknown_metric_is_an_error():
     with pytest.raises(ValueError, match="unknown metric"):
         score_outputs(["a"], ["a"], ["rouge9"])
+
+
+def test_length_matched_auroc_removes_a_length_only_detector():
+    import numpy as np
+
+    from tamis.evaluate.detection import evaluate_signals
+
+    rng = np.random.default_rng(0)
+    n = 400
+    bad = rng.random(n) < 0.3
+    lengths = np.where(bad, rng.normal(300, 60, n), rng.normal(200, 60, n)).round()  # wrong answers run longer
+    real = np.where(bad, 0.0, 1.0) + rng.normal(0, 0.7, n)  # knows badness, not length (higher = better)
+    rows = [{"id": str(i), "brevity": -float(lengths[i]), "detector": float(real[i])} for i in range(n)]
+    bad_ids = {str(i) for i in range(n) if bad[i]}
+    results = evaluate_signals(rows, bad_ids, {"brevity": 1, "detector": 1}, n_resamples=200, lengths=list(lengths))
+    baseline = results["response_length"]
+    assert baseline["baseline"] == "longer = worse" and baseline["auroc"]["value"] > 0.8
+    assert results["brevity"]["auroc"]["value"] > 0.8  # looks like a detector...
+    matched = results["brevity"]["length_matched_auroc"]
+    assert matched["ci_low"] < 0.6 and matched["value"] < 0.65  # ...until length is held fixed
+    assert results["detector"]["length_matched_auroc"]["value"] > 0.75  # a real detector survives matching

@@ -179,13 +179,17 @@ def evaluate_detector(
                       out=str(output) if output else None, format=format, resamples=resamples)
     result = run_evaluate_detector(job, workspace_from(workspace), overwrite=overwrite)
     table = Table(title=f"Detecting bad rows ({result.counts.get('bad')} bad of {result.counts.get('evaluated')})")
-    for col in ("signal", "AUROC [95% CI]", "AUPRC [95% CI]", "precision", "recall"):
+    for col in ("signal", "AUROC [95% CI]", "length-matched AUROC", "AUPRC [95% CI]", "precision", "recall"):
         table.add_column(col)
 
     def fmt(m: dict[str, Any] | None) -> str:
         return "-" if not m else f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
 
     for name, r in result.results.items():
-        table.add_row(name, fmt(r.get("auroc")), fmt(r.get("auprc")), fmt(r.get("precision")), fmt(r.get("recall")))
+        table.add_row(name + (" (baseline)" if r.get("baseline") else ""), fmt(r.get("auroc")),
+                      fmt(r.get("length_matched_auroc")), fmt(r.get("auprc")), fmt(r.get("precision")),
+                      fmt(r.get("recall")))
     out.print(table)
+    out.print("response_length is the length-only baseline (longer = worse); a signal whose AUROC falls to 0.5 "
+              "once length-matched only knew the length.", markup=False)
     out.print(f"outputs in [bold]{result.out_dir}[/] (detection.json, manifest.json)")

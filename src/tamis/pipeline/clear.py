@@ -351,7 +351,9 @@ def run_evaluate_detector(job: DetectorJob, workspace: Workspace | None = None, 
         ids = [ex.id for ex in examples if ex.id in evaluated and ex.id in signals.ids]
         rows = [{"id": i} | {n: values[n].get(i) for n in directions} for i in ids]
         manifest.count(evaluated=len(rows), bad=len(bad & set(ids)), without_scores=len(evaluated - signals.ids))
-        results = evaluate_signals(rows, bad, directions, n_resamples=job.resamples)
+        by_id = {ex.id: ex for ex in examples}
+        lengths = [len(by_id[i].response or by_id[i].text or "") for i in ids]  # the confounder to control
+        results = evaluate_signals(rows, bad, directions, n_resamples=job.resamples, lengths=lengths)
         atomic_write_json(out / "detection.json", results)
         manifest.output("detection", out / "detection.json")
         counts = run.finish()["counts"]
