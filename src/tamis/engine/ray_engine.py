@@ -23,10 +23,11 @@ RETRIES = 3
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--engine ray needs Ray: pip install 'tamis[ray]' (or pip install 'ray[data]')") from None
+    from tamis.extras import require
+
+    require("ray", "--engine ray")
+    import ray
+
     return ray
 
 
