@@ -94,8 +94,11 @@ class Run:
 
     def __init__(self, command: str, settings: Mapping[str, Any], out: str | Path, *,
                  inputs: Sequence[str | Path] = (), overwrite: bool = False):
+        from tamis.settings import COLUMN_MAP
+
         self.command = command
-        self.settings = _normalised(settings)
+        column_map = COLUMN_MAP.get()  # --columns changes what every read sees: another mapping, another run
+        self.settings = _normalised(dict(settings) | ({"columns": column_map} if column_map else {}))
         self.out = Path(out)
         self.inputs = list(inputs)
         self.overwrite = overwrite

@@ -1,7 +1,7 @@
 """One source of truth for settings: config classes declare each default once, with its help and range.
 
 ``setting(default, help)`` is a dataclass field carrying its help text, range and choices. The CLI
-builds its options from these fields (``tamis.cli.options``), recipes validate their keys against
+builds its options from these fields (``opt`` in ``tamis.cli.app``), recipes validate their keys against
 them, and ``--config FILE.yaml`` fills them from a file: the same names everywhere.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import yaml
@@ -82,3 +83,21 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a settings file must hold a mapping of option names to values")
     return data
+
+
+# ``--columns SOURCE=FIELD,...`` of the CLI: a column mapping every dataset read in this command applies
+# (``tamis.io.read_dataset``), recorded in every run's settings so another mapping is another run.
+COLUMN_MAP: ContextVar[dict[str, str] | None] = ContextVar("tamis_column_map", default=None)
+
+
+def parse_column_map(text: str) -> dict[str, str]:
+    """``"sentence=text,answer=output"`` -> {"sentence": "text", "answer": "output"}; malformed pairs are errors."""
+    mapping: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        source, sep, field = pair.partition("=")
+        if not sep or not source.strip() or not field.strip():
+            raise ConfigError(f"--columns: {pair!r} is not SOURCE=FIELD (e.g. sentence=text,answer=output)")
+        if source.strip() in mapping:
+            raise ConfigError(f"--columns: column {source.strip()!r} is mapped twice")
+        mapping[source.strip()] = field.strip()
+    return mapping

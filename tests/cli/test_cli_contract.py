@@ -136,6 +136,8 @@ def test_every_command_takes_config_and_scoring_outputs_are_run_folders():
         seen += 1
         names = {p.name for p in cmd.params}
         assert "config" in names, path
+        if names & {"data", "candidates"}:
+            assert "columns" in names, path  # every command that reads a data set maps columns
         outs = [p for p in cmd.params if "--out" in getattr(p, "opts", [])]
         writes = path[0] in ("score", "filter", "select", "correct", "evaluate-detector", "profile", "generate")
         if writes and path != ("generate", "tasks"):
@@ -152,3 +154,22 @@ def test_unknown_backends_models_and_formats_fail_at_once(tmp_path):
     assert res.exit_code == 2 and "did you mean alpaca?" in flat(res.output)
     res = invoke("profile", data, "-m", "transformers:smollm", "--no-embed", "-o", tmp_path / "p", "-w", tmp_path / "ws")
     assert res.exit_code == 2 and "unknown model 'smollm'; did you mean smollm2?" in res.output
+
+
+def test_columns_map_a_near_miss_layout_on_every_reading_command(tmp_path):
+    data = tmp_path / "odd.csv"
+    data.write_text("key,question,answer\n" + "".join(f"e{i},question {i},answer {i}\n" for i in range(6)))
+    run = tmp_path / "score"
+    SignalTable.from_rows([{"id": f"e{i}", "confidence": i / 6} for i in range(6)]).write(run)
+    assert invoke("inspect", data).exit_code == 2  # no known layout
+    mapping = "key=id,question=instruction,answer=output"
+    res = invoke("filter", data, "--scores", run, "--columns", mapping, "-o", tmp_path / "f")
+    assert res.exit_code == 0, res.output
+    assert [ex.id for ex in read_dataset(tmp_path / "f" / "kept.csv").examples] == ["e3", "e4", "e5"]
+    saved = json.loads((tmp_path / "f" / "settings.json").read_text())["settings"]
+    assert saved["columns"] == {"key": "id", "question": "instruction", "answer": "output"}
+    other = invoke("filter", data, "--scores", run, "--columns", "key=id,question=instruction,answer=output,x=y",
+                   "-o", tmp_path / "f")
+    assert other.exit_code == 2 and "columns" in other.output  # another mapping is another run
+    bad = invoke("filter", data, "--scores", run, "--columns", "key", "-o", tmp_path / "g")
+    assert bad.exit_code == 2 and "is not SOURCE=FIELD" in flat(bad.output)

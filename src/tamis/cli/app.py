@@ -99,19 +99,39 @@ def _is_text_list(ctx: typer.Context, name: str) -> bool:
     return not getattr(param, "multiple", False) and getattr(param.type, "name", "") == "text"
 
 
+def _parse_columns(value: Optional[str]) -> Optional[dict[str, str]]:
+    if not value:
+        return None
+    from tamis.errors import ConfigError
+    from tamis.settings import parse_column_map
+
+    try:
+        return parse_column_map(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+ColumnsOpt = typer.Option(None, "--columns", metavar="SOURCE=FIELD,...", callback=_parse_columns,
+                          help="Rename the data's columns before reading, e.g. sentence=text,answer=output (applies "
+                               "to every data set this command reads).")
+DATA_PARAMS = ("data", "candidates")  # commands reading a data set get --columns
+
 ConfigOpt = typer.Option(None, "--config", help="YAML file of option values (keys are option names; the command "
                          "line wins).", is_eager=True, callback=_load_config, exists=True, dir_okay=False)
 
 
 def friendly_errors(fn: F) -> F:
-    """Give a command ``--config FILE.yaml`` and turn expected failures (any ``TamisError``) into one
-    clear line on stderr and exit code 2."""
+    """Give a command ``--config FILE.yaml`` (and, when it reads a data set, ``--columns``) and turn
+    expected failures (any ``TamisError``) into one clear line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from tamis.errors import TamisError
 
+        from tamis.settings import COLUMN_MAP
+
         kwargs.pop("config", None)
+        token = COLUMN_MAP.set(kwargs.pop("columns", None) if add_columns else None)
         try:
             return fn(*args, **kwargs)
         except (TamisError, FileNotFoundError) as exc:
@@ -125,17 +145,25 @@ def friendly_errors(fn: F) -> F:
             err.print(f"[bold red]error:[/] {escape(str(MissingExtra(extra_for(exc.name), exc.name.split('.')[0])))}",
                       soft_wrap=True)
             raise typer.Exit(2) from None
+        finally:
+            COLUMN_MAP.reset(token)
 
     signature = inspect.signature(fn)
+    add_columns = any(name in signature.parameters for name in DATA_PARAMS) and "columns" not in signature.parameters
     for param in signature.parameters.values():  # help is plain text: "[default: x]" must not become markup
         info = param.default
         if getattr(info, "help", None) and not getattr(info, "_tamis_escaped", False):
             info.help = escape(info.help)
             info._tamis_escaped = True
+    extra = []
+    if add_columns:
+        extra.append(inspect.Parameter("columns", inspect.Parameter.KEYWORD_ONLY, default=ColumnsOpt,
+                                       annotation=Optional[str]))
     if "config" not in signature.parameters:
-        extra = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=ConfigOpt, annotation=Optional[Path])
-        params = list(signature.parameters.values())
-        wrapper.__signature__ = signature.replace(parameters=params + [extra])  # type: ignore[attr-defined]
+        extra.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=ConfigOpt,
+                                       annotation=Optional[Path]))
+    if extra:
+        wrapper.__signature__ = signature.replace(parameters=list(signature.parameters.values()) + extra)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 

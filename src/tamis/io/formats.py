@@ -71,7 +71,7 @@ def detect_format(rows: list[dict[str, Any]]) -> str:
     raise DataError(
         f"cannot tell the format from the columns {sorted(cols)}; supported formats: {', '.join(FORMATS)} "
         "(messages | conversations | instruction+output | prompt+completion | source+target | text+label). "
-        "Pass format=... (and rename columns with columns={...}) to read it."
+        "Rename columns with --columns SOURCE=FIELD,... (columns={...} in Python), or pass the format."
     )
 
 

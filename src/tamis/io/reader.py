@@ -82,6 +82,10 @@ def read_dataset(
     `columns` renames columns before conversion ({"sentence": "text", "ref_A": "target"}) and
     `defaults` fills columns a row lacks ({"source_lang": "de"}), so near-miss layouts need no copy.
     """
+    if columns is None:  # the CLI's --columns, when given, applies to every read of the command
+        from tamis.settings import COLUMN_MAP
+
+        columns = COLUMN_MAP.get()
     if isinstance(path, (str, os.PathLike)):
         src: Path | str = Path(path)
         name = str(src)
