@@ -104,6 +104,7 @@ class RayEngine:
         from tamis.progress import progress
 
         ray = self.connect()
+        actors: list[Any] = []
         try:
             n = self.n_workers(ray)
             env = {k: v for k, v in os.environ.items() if k.startswith("TAMIS_") or k in ("HF_HUB_OFFLINE",
@@ -111,6 +112,7 @@ class RayEngine:
             actor_cls = ray.remote(num_cpus=self.config.cpus_per_worker, num_gpus=self.config.gpus_per_worker,
                                    max_restarts=RETRIES, max_task_retries=RETRIES)(_Worker)
             first = actor_cls.remote(task, self.config.cpus_per_worker, env)
+            actors.append(first)
             try:
                 chunk, info = ray.get([first.batch_bound.remote(), first.info.remote()])
             except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
@@ -121,7 +123,7 @@ class RayEngine:
             done = store.done()
             todo = [b for b in blocks if b.name not in done]
             n = max(1, min(n, len(todo)))
-            actors = [first] + [actor_cls.remote(task, self.config.cpus_per_worker, env) for _ in range(n - 1)]
+            actors += [actor_cls.remote(task, self.config.cpus_per_worker, env) for _ in range(n - 1)]
             stats.workers = len(actors)
             t0 = time.perf_counter()
             with progress(description or task.name, len(todo)) as advance:
@@ -143,10 +145,10 @@ class RayEngine:
                         idle.append(actor)
                         advance(1)
             stats.extra["compute_s"] = round(time.perf_counter() - t0, 3)
-            for actor in actors:
-                ray.kill(actor)
             return collect(store, blocks), stats
         finally:
+            for actor in actors:  # free their CPUs/GPUs now, not when this driver exits
+                ray.kill(actor)
             if self._started:
                 ray.shutdown()
                 self._started = False
