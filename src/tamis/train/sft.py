@@ -169,7 +169,6 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
         load_best_model_at_end=bool(eval_data is not None and settings.early_stopping_patience),
         metric_for_best_model="eval_loss",
         report_to=list(settings.report_to),
-        logging_dir=str(out_dir / "logs"),
         disable_tqdm=not os.isatty(2),
         dataloader_num_workers=0,
         **settings.extra,
