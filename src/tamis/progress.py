@@ -11,6 +11,30 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
+_verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """``tamis --verbose``: the libraries' FutureWarnings, logs and progress bars; without it only tamis's
+    own progress and messages are shown (set before any library is imported, so their loggers obey)."""
+    import warnings
+
+    global _verbose
+    _verbose = verbose
+    if verbose:
+        return
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", module=r"(transformers|trl|peft|torch|datasets|accelerate)(\..*)?")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def verbose() -> bool:
+    """Whether the libraries' own output (progress bars, logs) should show."""
+    return _verbose
 
 Advance = Callable[[int], None]
 

@@ -173,3 +173,15 @@ def test_columns_map_a_near_miss_layout_on_every_reading_command(tmp_path):
     assert other.exit_code == 2 and "columns" in other.output  # another mapping is another run
     bad = invoke("filter", data, "--scores", run, "--columns", "key", "-o", tmp_path / "g")
     assert bad.exit_code == 2 and "is not SOURCE=FIELD" in flat(bad.output)
+
+
+def test_library_warnings_are_hidden_unless_verbose():
+    import subprocess
+    import sys
+
+    script = ("import warnings, sys; from typer.testing import CliRunner; from tamis.cli import app; "
+              "CliRunner().invoke(app, sys.argv[1:] + ['signals']); "
+              "warnings.warn('library noise', FutureWarning)")
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    loud = subprocess.run([sys.executable, "-c", script, "--verbose"], capture_output=True, text=True)
+    assert "library noise" not in quiet.stderr and "library noise" in loud.stderr

@@ -182,8 +182,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the libraries' own warnings, logs and "
+                                                                "progress bars (hidden by default)."),
 ) -> None:
     """tamis: generate, measure, decide, fine-tune and evaluate: data curation you can prove."""
+    from tamis.progress import set_verbose
+
+    set_verbose(verbose)
 
 
 

@@ -23,6 +23,7 @@ from tamis.manifest import Manifest
 from tamis.models.base import ModelError, ModelSpec
 from tamis.models.derived import model_path
 from tamis.records import Example, data_fingerprint  # noqa: F401  (re-exported)
+from tamis.progress import progress, verbose
 from tamis.runs import Run
 from tamis.train.weights import weights_fingerprint
 from tamis.train.settings import SFTSettings  # noqa: F401  (re-exported: the public name)
@@ -169,7 +170,7 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
         load_best_model_at_end=bool(eval_data is not None and settings.early_stopping_patience),
         metric_for_best_model="eval_loss",
         report_to=list(settings.report_to),
-        disable_tqdm=not os.isatty(2),
+        disable_tqdm=not (os.isatty(2) and verbose()),  # tamis's own bar (below) unless --verbose
         dataloader_num_workers=0,
         **settings.extra,
     )
@@ -177,7 +178,7 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     if settings.lora:
         peft_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                                  target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
-    callbacks = []
+    callbacks: list[Any] = [training_progress()]
     if eval_data is not None and settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
     trainer_class = _weighted_trainer(SFTTrainer, train_weights, settings.seed) if train_weights else SFTTrainer
@@ -220,3 +221,24 @@ def _weighted_trainer(base: type, weights: list[float], seed: int) -> type:
             return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
 
     return WeightedSFTTrainer
+
+
+def training_progress() -> Any:
+    """A transformers callback driving tamis's progress bar over optimiser steps (TRL's own bar shows
+    only with --verbose)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._bar = progress("fine-tuning (steps)", int(state.max_steps or 0))
+            self._advance = self._bar.__enter__()
+            if state.global_step:  # resumed from a checkpoint
+                self._advance(state.global_step)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._advance(1)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._bar.__exit__(None, None, None)
+
+    return ProgressCallback()
