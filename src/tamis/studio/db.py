@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -176,78 +173,13 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-class WriteGate:
-    """One SQLite write transaction at a time in this process; the others wait here (no polling) and get the
-    lock in turn as soon as it is free. Counts how long writers waited (``waits``, ``waited_s``)."""
-
-    def __init__(self, timeout_s: float = 30.0) -> None:
-        self._lock = threading.Lock()
-        self.timeout_s = timeout_s
-        self.waits = 0
-        self.waited_s = 0.0
-
-    def acquire(self) -> None:
-        if self._lock.acquire(blocking=False):
-            return
-        t0 = time.perf_counter()
-        if not self._lock.acquire(timeout=self.timeout_s):
-            raise sqlite3.OperationalError("database is locked (waited for this process's other writers)")
-        self.waits += 1
-        self.waited_s += time.perf_counter() - t0
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-
-class _GatedConnection(sqlite3.Connection):
-    """A sqlite3 connection that gives the write gate back right after its transaction ends (commit, rollback,
-    close), whichever way SQLAlchemy ends it."""
-
-    _gate: WriteGate | None = None
-
-    def take_gate(self, gate: WriteGate) -> None:
-        if self._gate is None:  # a second BEGIN on the same connection (cannot happen in SQLite) keeps it
-            gate.acquire()
-            self._gate = gate
-
-    def drop_gate(self) -> None:
-        gate, self._gate = self._gate, None
-        if gate is not None:
-            gate.release()
-
-    def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            if self.in_transaction is False:
-                self.drop_gate()
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self.drop_gate()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.drop_gate()
-
-
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and fsync on commit (durable acks)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
-        gate = WriteGate()
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30,
-                                                  "factory": _GatedConnection},
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=20, max_overflow=40)
-        engine.tamis_write_gate = gate  # type: ignore[attr-defined]  # for tests and the bench
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -264,22 +196,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         def _no_pysqlite_begin(dbapi_conn, _record):  # noqa: ANN001
             dbapi_conn.isolation_level = None
 
-        # ... and in this process they queue on the write gate first: SQLite's own busy handler polls with
-        # sleeps of up to 100 ms, so under steady writes an unlucky waiter kept missing the lock for
-        # seconds (the save p99 of 1.2-2.5 s in docs/BENCHMARKS.md); the gate wakes the next writer as
-        # soon as the previous one has committed. Other processes still meet busy_timeout.
         @event.listens_for(engine, "begin")
         def _begin(conn):  # noqa: ANN001
-            if not conn.get_execution_options().get("tamis_write"):
-                conn.exec_driver_sql("BEGIN")
-                return
-            dbapi_conn = conn.connection.dbapi_connection
-            dbapi_conn.take_gate(gate)
-            try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            except BaseException:
-                dbapi_conn.drop_gate()
-                raise
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tamis_write") else "BEGIN")
         return engine
     return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
 
