@@ -13,6 +13,7 @@ usernames back to back, each request from a new X-Forwarded-For address (the ser
 failed-login writes stay out of the annotators' way.
 
     python bench/bench_studio.py [--annotators 50] [--duration 60] [--db sqlite,postgresql] [--login-flood 6]
+        [--py-spy PATH]   # also record the server's stacks (idle threads too) to ./studio-DB-floodN.pyspy.txt
 
 Loopback only (127.0.0.1), bounded in time; the server is a real uvicorn subprocess (one worker).
 """
