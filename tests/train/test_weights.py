@@ -7,7 +7,7 @@ import pytest
 from tamis.errors import SignalError
 from tamis.records import labelled_example
 from tamis.signals.registry import SignalTable
-from tamis.train.sft import _weighted_trainer, check_trackers
+from tamis.train.sft import WEIGHT_COLUMN, _weighted_trainer, check_trackers
 from tamis.train.weights import signal_weights, weight_summary
 
 
@@ -42,10 +42,14 @@ def test_weights_refuse_unknown_signals_and_unscored_examples(scored):
 
 
 def test_weighted_sampler_draws_only_weighted_examples():
-    trainer = _weighted_trainer(object, [0.0, 1.0, 0.0, 3.0], seed=0)()
-    drawn = list(trainer._get_train_sampler())
+    def sampled() -> list[int]:
+        trainer = _weighted_trainer(object, seed=0)()
+        trainer.train_dataset = {WEIGHT_COLUMN: [0.0, 1.0, 0.0, 3.0]}  # the column TRL's preprocessing kept
+        return list(trainer._get_train_sampler())
+
+    drawn = sampled()
     assert len(drawn) == 4 and set(drawn) <= {1, 3}
-    assert drawn == list(_weighted_trainer(object, [0.0, 1.0, 0.0, 3.0], seed=0)()._get_train_sampler())  # seeded
+    assert drawn == sampled()  # seeded
 
 
 def test_trackers_are_checked_before_training():

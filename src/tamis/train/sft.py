@@ -135,14 +135,11 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     data = Dataset.from_list(rows).shuffle(seed=settings.seed)
     train_data = data.select(range(n_eval, len(rows)))
     eval_data = data.select(range(n_eval)) if n_eval else None
-    train_weights = None
-    if weights is not None:  # the weights travel with their rows through the shuffle and split
-        from tamis.train.weights import weight_summary
+    if weights is not None:  # the weights travel with their rows through the shuffle, the split and TRL's
+        from tamis.train.weights import weight_summary  # own filtering (it drops rows truncation left empty)
 
-        train_weights = list(train_data[WEIGHT_COLUMN])
-        train_data = train_data.remove_columns(WEIGHT_COLUMN)
         eval_data = eval_data.remove_columns(WEIGHT_COLUMN) if eval_data is not None else None
-        manifest.data["weights"] = weight_summary(train_weights)
+        manifest.data["weights"] = weight_summary(list(train_data[WEIGHT_COLUMN]))
     steps_per_epoch = max(1, math.ceil(len(train_data) / (settings.batch_size * settings.grad_accum)))
     eval_steps = settings.eval_steps or max(1, steps_per_epoch // 2)
     lr = settings.learning_rate or (2e-4 if settings.lora else 2e-5)
@@ -181,7 +178,7 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     callbacks: list[Any] = [training_progress()]
     if eval_data is not None and settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
-    trainer_class = _weighted_trainer(SFTTrainer, train_weights, settings.seed) if train_weights else SFTTrainer
+    trainer_class = _weighted_trainer(SFTTrainer, settings.seed) if weights is not None else SFTTrainer
     trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                             processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     if not os.isatty(2):  # logs go to the manifest; a non-terminal gets no dict per step
@@ -211,12 +208,15 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     return SFTResult(out_dir=out_dir, model_dir=model_dir, metrics=metrics, resumed_from=resume)
 
 
-def _weighted_trainer(base: type, weights: list[float], seed: int) -> type:
-    """``base`` (TRL's SFTTrainer) drawing each epoch's examples with probability proportional to ``weights``."""
+def _weighted_trainer(base: type, seed: int) -> type:
+    """``base`` (TRL's SFTTrainer) drawing each epoch's examples with probability proportional to the
+    training set's weight column (read after TRL's preprocessing, so the weights stay aligned with the
+    rows it kept; the trainer drops the column itself before batches are collated)."""
     from torch.utils.data import WeightedRandomSampler
 
     class WeightedSFTTrainer(base):  # type: ignore[misc, valid-type]
         def _get_train_sampler(self, train_dataset: Any = None) -> WeightedRandomSampler:
+            weights = list(self.train_dataset[WEIGHT_COLUMN])
             generator = torch.Generator().manual_seed(seed)
             return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
 
