@@ -1,5 +1,5 @@
 """The demo's label-noise study end to end at tiny scale on the bundled SMS data and the real bundled
-models: option scoring, the neighbour-vote filter, the same-size random control, the clean oracle,
+models: option scoring, the cross-fitted label filter, the same-size random control, the clean oracle,
 and the study's answer (verdicts, recovered gap share, detection) in comparison.json and the report;
 and the label filter's warm-up (cross-fitted) on the real model."""
 
@@ -17,36 +17,37 @@ from tamis.pipeline.recipe import load_recipe
 pytestmark = pytest.mark.slow
 
 TINY = ["data.source.params.n_train=16", "data.source.params.n_test=12", "train.max_steps=2", "train.batch_size=4",
-        "variants.neighbour-vote.0.neighbour_vote.k=3", "eval.n_resamples=50", "compare.n_resamples=200",
-        "eval.base_model=true"]
+        "variants.label-filter.0.label_filter.warmup.max_steps=1", "eval.n_resamples=50",
+        "compare.n_resamples=200", "eval.base_model=true"]
 
 
 def test_demo_study_tiny(workspace, tmp_path):
     recipe = load_recipe(demo_recipe_path(), TINY)
     result = run_experiment(recipe, workspace, tmp_path / "out")
     out = result.out_dir
-    assert [r["variant"] for r in result.rows] == ["raw", "neighbour-vote", "random-same-size", "clean",
+    assert [r["variant"] for r in result.rows] == ["raw", "label-filter", "random-same-size", "clean",
                                                     "base (untuned)"]
     n = {r["variant"]: r["n_train"] for r in result.rows}
-    assert n["raw"] == n["clean"] == 16 and n["random-same-size"] == n["neighbour-vote"] <= 16
+    assert n["raw"] == n["clean"] == 16 and n["random-same-size"] == n["label-filter"] <= 16
     comparison = json.loads((out / "comparison.json").read_text())
     entry = comparison["models"]["transformers:smollm2"]
     assert comparison["metric"] == "accuracy" and entry["n_items"] == 12 and entry["n_seeds"] == 1
-    assert {d["variant"] for d in entry["differences"]} == {"neighbour-vote", "random-same-size", "clean",
+    assert {d["variant"] for d in entry["differences"]} == {"label-filter", "random-same-size", "clean",
                                                             "base (untuned)"}
     for d in entry["differences"]:
         assert d["low"] <= d["diff"] <= d["high"] and 0 <= d["p_value"] <= 1
         assert any(w in d["verdict"] for w in ("beats raw", "worse than raw", "no difference detected"))
-    assert {r["variant"] for r in entry["recovered"]} == {"neighbour-vote", "random-same-size"}
+    assert {r["variant"] for r in entry["recovered"]} == {"label-filter", "random-same-size"}
     detection = comparison["detection"]
     assert detection["raw"]["n_flagged"] == round(0.3 * 16) and detection["raw"]["n_dropped"] == 0
-    assert "neighbour-vote" in detection and "random-same-size" in detection
-    assert "auroc" in detection["neighbour-vote"]  # its neighbour_agreement score, as a detector
+    assert "label-filter" in detection and "random-same-size" in detection
+    assert "auroc" in detection["label-filter"]  # its out-of-fold label_confidence, as a detector
     outputs = [json.loads(x) for x in (out / "runs" / "raw" / "transformers_smollm2" / "seed0" / "eval" /
                                        "outputs.jsonl").read_text().splitlines()]
     assert len(outputs) == 12 and set(outputs[0]["option_logprobs"]) == {"yes", "no"}
     assert outputs[0]["prediction"] == max(outputs[0]["option_logprobs"], key=outputs[0]["option_logprobs"].get)
-    assert len(list((workspace.root / "trained").iterdir())) == 4  # raw, neighbour-vote, random, clean
+    # raw, the two fold warm-ups, label-filter, random, clean
+    assert len(list((workspace.root / "trained").iterdir())) == 6
     html = (out / "report.html").read_text()
     assert html.index("Verdict") < html.index("Results") < html.index("<details>")
     # a rerun reuses every finished stage and computes the same answer
