@@ -181,8 +181,8 @@ def save_version(db: Session, project: Project, item: Item, assignment: Assignme
 
     With ``write`` (a factory of write sessions), ``db`` is only read: the new version is worked out there
     (checks, ratings, model-suggestion outcome), and a separate short write transaction re-checks the base
-    and the limits and inserts it. The web server does this so that a save holds SQLite's write lock only
-    for that, not while the request is authenticated and the version computed."""
+    and the limits and inserts it. This holds SQLite's write lock only for the insert, but the web server
+    does not use it: on the load bench it was slower than one write transaction (docs/BENCHMARKS.md)."""
     latest = latest_version(db, assignment.id)
     version = _new_version(project, item, assignment, edit, latest)
     if write is None:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from tamis.studio import security, work
-from tamis.studio.db import Assignment, Item, Project, User, Version
+from tamis.studio.db import Assignment, Item, Project, Version
 from tamis.studio.web import (HTTPProblem, Id, Who, blocking, check_csrf, form_text, numbered_fields, parse_uint,
                               project_for, render, roles_in, safe_next, wants_json, who)
 
@@ -79,23 +79,6 @@ def _after_close(w: Who, project: Project) -> Response:
     return RedirectResponse(f"/p/{project.id}/a/{nxt.id}" if nxt else f"/p/{project.id}?done=1", status_code=303)
 
 
-def _claim_next(request: Request, project_id: int, form: FormData | None = None) -> Response:
-    """Check who asks (and the form's CSRF token) in a read transaction, then claim in a write transaction of
-    its own: the write lock is held for the claim, not for the session and membership look-ups."""
-    with who(request) as w:
-        if form is not None:
-            check_csrf(w, form.get("csrf"))
-        project_for(w, project_id, "annotator")
-        user_id = w.user.id
-    with request.app.state.db.write() as db:
-        project, user = db.get(Project, project_id), db.get(User, user_id)
-        if project is None or user is None:
-            raise HTTPProblem(403, "You do not have access to this project (or it does not exist).")
-        nxt = work.next_assignment(db, project, user)
-        return RedirectResponse(f"/p/{project_id}/a/{nxt.id}" if nxt else f"/p/{project_id}?done=1",
-                                status_code=303)
-
-
 @router.get("/p/{project_id}", response_class=HTMLResponse)
 def project_home(request: Request, project_id: Id) -> Response:
     with who(request) as w:
@@ -108,7 +91,12 @@ def project_home(request: Request, project_id: Id) -> Response:
 async def claim_next(request: Request, project_id: Id) -> Response:
     form = await request.form()
 
-    return await blocking(_claim_next, request, project_id, form)
+    def claim() -> Response:
+        with who(request, write=True) as w:
+            check_csrf(w, form.get("csrf"))
+            return _after_close(w, project_for(w, project_id, "annotator"))
+
+    return await blocking(claim)
 
 
 @router.get("/p/{project_id}/items", response_class=HTMLResponse)
@@ -130,9 +118,7 @@ def edit_page(request: Request, project_id: Id, assignment_id: Id) -> Response:
 
 
 def _save(request: Request, form: FormData, project_id: int, assignment_id: int) -> Response:
-    """Authenticate, check and work out the new version in a read transaction; only the insert takes the write
-    lock (``save_version(write=...)``), so saves do not queue behind each other's page work."""
-    with who(request) as w:
+    with who(request, write=True) as w:
         check_csrf(w, form.get("csrf"))
         project, item, assignment = _own_assignment(w, project_id, assignment_id)
         typed = numbered_fields(form, "turn_", max_chars=work.SAVE_MAX_CHARS)
@@ -142,8 +128,7 @@ def _save(request: Request, form: FormData, project_id: int, assignment_id: int)
         edit = work.Edit(base=base, turns=typed, ratings=ratings, submit=form.get("action") == "submit",
                          opened_at=opened)
         try:
-            version = work.save_version(w.db, project, item, assignment, edit, user=w.user,
-                                        write=request.app.state.db.write)
+            version = work.save_version(w.db, project, item, assignment, edit, user=w.user)
         except work.Conflict as exc:
             if wants_json(request):
                 latest = exc.latest
@@ -161,7 +146,7 @@ def _save(request: Request, form: FormData, project_id: int, assignment_id: int)
             return JSONResponse({"version": version.number, "submitted": version.submitted})
         if not edit.submit:
             return RedirectResponse(f"/p/{project_id}/a/{assignment_id}?saved={version.number}", status_code=303)
-    return _claim_next(request, project_id)  # submitted from the page: on to the next item
+        return _after_close(w, project)
 
 
 @router.post("/p/{project_id}/a/{assignment_id}/save")
