@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from tamis.studio.db import Assignment, Item, Membership, Project, User, Version, utcnow
 from tamis.studio.errors import Conflict, Invalid, TooMuch
@@ -175,26 +173,14 @@ def suggestion_outcome(item: Item, messages: list[dict[str, str]], edit_roles: l
 
 
 def save_version(db: Session, project: Project, item: Item, assignment: Assignment, edit: Edit,
-                 *, user: User | None = None, write: Callable[[], Session] | None = None) -> Version:
+                 *, user: User | None = None) -> Version:
     """Append a version (optimistic concurrency on ``edit.base``; per-user size and rate limits when
-    ``user`` is given); commits before returning.
-
-    With ``write`` (a factory of write sessions), ``db`` is only read: the new version is worked out there
-    (checks, ratings, model-suggestion outcome), and a separate short write transaction re-checks the base
-    and the limits and inserts it. This holds SQLite's write lock only for the insert, but the web server
-    does not use it: on the load bench it was slower than one write transaction (docs/BENCHMARKS.md)."""
+    ``user`` is given); commits before returning. One write transaction per save: a variant that checked
+    in a read transaction and took the write lock only to insert was slower on the load bench
+    (docs/BENCHMARKS.md, studio section)."""
     latest = latest_version(db, assignment.id)
     version = _new_version(project, item, assignment, edit, latest)
-    if write is None:
-        return _commit_version(db, assignment, version, edit, user)
-    db.commit()  # end the read snapshot (nothing was written; loaded objects stay usable)
-    with write() as wdb:
-        current = wdb.get(Assignment, assignment.id)
-        if current is None:
-            raise Invalid("this item is no longer assigned to you")
-        version = _commit_version(wdb, current, version, edit, user)
-    set_committed_value(assignment, "status", current.status)  # the caller's copy, without a write
-    return version
+    return _commit_version(db, assignment, version, edit, user)
 
 
 def _new_version(project: Project, item: Item, assignment: Assignment, edit: Edit,
