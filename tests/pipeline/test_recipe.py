@@ -19,9 +19,9 @@ def test_shipped_recipe_loads_with_paths_relative_to_it():
     from tamis.pipeline.sources import resolve_reference
 
     recipe = load_recipe(Path(demo_data_path()).parent / "recipes" / "demo-study.yaml")
-    assert set(recipe.variants) == {"raw", "neighbour-vote", "random-same-size", "clean"}
+    assert set(recipe.variants) == {"raw", "label-filter", "random-same-size", "clean"}
     assert resolve_reference(recipe.data.source.params["path"], recipe.base_dir).resolve() == demo_sms_path().resolve()
-    assert recipe.variants["random-same-size"].steps == [{"sample_as": {"variant": "neighbour-vote"}}]
+    assert recipe.variants["random-same-size"].steps == [{"sample_as": {"variant": "label-filter"}}]
     assert recipe.variant_key("raw") != recipe.variant_key("random-same-size")
 
 
