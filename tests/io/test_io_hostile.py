@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from tamis.cli import app
 from tamis.errors import WorkspaceError
 from tamis.io import DataError, read_dataset
-from tamis.io.files import MAX_NESTING, TruncatedFile, write_rows
+from tamis.io.files import MAX_NESTING, TruncatedFile
+from tamis.io.writers import write_rows
 
 runner = CliRunner()
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tamis.io.errors import DataError
-from tamis.io.files import RawRow, _object_row, _table_rows, hf_dataset, hf_dataset_rows
+from tamis.io.files import RawRow, _object_row, _table_rows, hf_dataset_rows
+from tamis.io.writers import hf_dataset
 from tamis.io.formats import FORMATS, to_row
 from tamis.records import Example
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from tamis.io.convert import object_rows, to_hf, to_pandas
 from tamis.io.errors import DataError, Problem, RowError
-from tamis.io.files import RawRow, TruncatedFile, iter_raw_rows, write_rows
+from tamis.io.files import RawRow, TruncatedFile, iter_raw_rows
+from tamis.io.writers import write_rows
 from tamis.io.formats import FORMATS, detect_format, from_row, to_row
 from tamis.records import Example
 from tamis.store import to_json, writable_dir, writing
