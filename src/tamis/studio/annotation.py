@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tamis.studio.db import Assignment, Item, Membership, Project, User, Version, utcnow
-from tamis.studio.errors import Conflict, Invalid, TooMuch
+from tamis.studio.errors import Conflict, Invalid, TooMuch, commit_or_conflict
 from tamis.studio.projects import MAX_OVERLAP
 
 CLAIM_RETRIES = 8
@@ -223,12 +223,7 @@ def _commit_version(db: Session, assignment: Assignment, version: Version, edit:
     db.add(version)
     if edit.submit:
         assignment.status = "submitted"
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        raise Conflict("Another save of this item arrived at the same moment; reload to see it.",
-                       latest_version(db, assignment.id)) from None
+    commit_or_conflict(db, "save", lambda: latest_version(db, assignment.id))
     return version
 
 

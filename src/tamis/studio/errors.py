@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -23,3 +24,16 @@ class TooMuch(Exception):
     def __init__(self, message: str, status: int = 429) -> None:
         super().__init__(message)
         self.status = status
+
+
+def commit_or_conflict(db: Any, what: str, latest: Callable[[], Any]) -> None:
+    """Commit; when a unique number was taken by a concurrent writer, roll back and raise Conflict with
+    the newest record (``latest()``), so the person sees what arrived first."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(f"Another {what} of this item arrived at the same moment; reload to see it.",
+                       latest()) from None

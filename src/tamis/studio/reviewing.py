@@ -7,12 +7,11 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tamis.studio.annotation import SAVE_MAX_CHARS, latest_version
 from tamis.studio.db import Assignment, Comment, Item, Membership, Project, Review, User, Version, utcnow
-from tamis.studio.errors import Conflict, Invalid, TooMuch
+from tamis.studio.errors import Conflict, Invalid, TooMuch, commit_or_conflict
 
 COMMENT_MAX_CHARS = 4000
 COMMENTS_PER_MINUTE = 20
@@ -128,12 +127,7 @@ def review(db: Session, project: Project, item: Item, reviewer: User, base: int,
     decision = Review(item_id=item.id, number=number + 1, reviewer_id=reviewer.id, version_id=version_id,
                       action=action, messages=messages, note=note[:2000])
     db.add(decision)
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        raise Conflict("Another review of this item arrived at the same moment; reload to see it.",
-                       latest_review(db, item.id)) from None
+    commit_or_conflict(db, "review", lambda: latest_review(db, item.id))
     return decision
 
 
