@@ -11,7 +11,11 @@ tamis's own code:
    (``tamis.signals.influence``), and K-FAC/EK-FAC factors on a few examples;
 4. SFT: a few LoRA steps through ``tamis.train.sft.train_sft`` (TRL + PEFT; skipped, with the reason,
    when they are not installed);
-5. agreement: the tiny model's log-likelihoods on CPU (fp32) and CUDA (fp32) agree.
+5. embeddings: a randomly initialised encoder of all-MiniLM-L6-v2's shape through tamis's
+   sentence-transformers embedder (``load_embedder``), as ``profile`` and the diversity signals use it;
+6. the Ray engine with one GPU worker: ``profile``'s likelihood through ``--engine ray`` (skipped, with
+   the reason, when Ray is not installed);
+7. agreement: the tiny model's log-likelihoods on CPU (fp32) and CUDA (fp32) agree.
 
 Each check asserts that its tensors live on the device, prints tokens/s or examples/s and the peak
 memory, and the figures go to ``$OUT/gpu_check.json`` when ``$OUT`` is set (else beside nothing).
@@ -51,9 +55,12 @@ SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_att
              num_key_value_heads=2, vocab_size=512, max_position_embeddings=512)
 # examples per check and their lengths (characters = byte tokens)
 SIZES = {"full": dict(n_score=512, n_sample=64, n_grad=64, n_kfac=16, n_sft=64, chars=(200, 500), sft_steps=10,
-                      max_tokens=64, n_samples=4),
+                      max_tokens=64, n_samples=4, n_embed=4096, n_ray=256),
          "small": dict(n_score=16, n_sample=4, n_grad=8, n_kfac=4, n_sft=16, chars=(20, 60), sft_steps=2,
-                       max_tokens=8, n_samples=2)}
+                       max_tokens=8, n_samples=2, n_embed=32, n_ray=16)}
+# all-MiniLM-L6-v2's shape (the bundled embedder), with the byte-level vocabulary
+MINILM = dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=12,
+              max_position_embeddings=512)
 
 
 def build_tokenizer() -> Any:
@@ -228,6 +235,60 @@ def check_sft(model_dir: Path, device: torch.device, size: dict[str, Any], work:
             "train_loss": result.metrics.get("train_loss")}
 
 
+def check_embeddings(device: torch.device, size: dict[str, Any], work: Path) -> dict[str, Any]:
+    from transformers import BertConfig, BertModel
+
+    from tamis.models import load_embedder
+
+    folder = work / "encoder"
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    BertModel(BertConfig(**MINILM, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    embedder = load_embedder(f"sentence-transformers:{folder}?device={device.type}&batch_size=256&max_seq_length=256",
+                             cache=False)
+    on_device(embedder.model, device)
+    texts = [e.response for e in synthetic_examples(size["n_embed"], size["chars"], seed=5)]
+    embedder.embed(texts[:256])  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    vectors = embedder.embed(texts)
+    _sync(device)
+    t = time.perf_counter() - t0
+    assert vectors.shape == (len(texts), MINILM["hidden_size"])
+    tokens = sum(min(len(x) + 2, 256) for x in texts)  # byte tokens plus the two specials, truncated
+    return {"examples": len(texts), "tokens": tokens, "tokens_per_s": round(tokens / t),
+            "examples_per_s": round(len(texts) / t, 1)}
+
+
+def check_ray(model_dir: Path, device: torch.device, size: dict[str, Any], dtype: str, work: Path) -> dict[str, Any]:
+    try:
+        import ray
+    except ImportError:
+        return {"status": "skipped", "reason": "ray is not installed (pip install 'tamis[ray]')"}
+    from tamis.engine import EngineConfig
+    from tamis.io import write_dataset
+    from tamis.pipeline.profile import ProfileConfig, run_profile
+    from tamis.store import Workspace
+
+    data = work / "ray.jsonl"
+    write_dataset(synthetic_examples(size["n_ray"], size["chars"], seed=6), data)
+    gpus = 1.0 if device.type == "cuda" else 0.0
+    ray.init(num_cpus=2, num_gpus=int(gpus), include_dashboard=False, log_to_driver=False)
+    try:
+        config = ProfileConfig(data=str(data), out=str(work / "ray-profile"), embed=False,
+                               model=f"transformers:{model_dir}?device={device.type}&dtype={dtype}&batch_size=32",
+                               engine=EngineConfig(engine="ray", workers=1, gpus_per_worker=gpus))
+        t0 = time.perf_counter()
+        result = run_profile(config, Workspace(work / "ws-ray"))
+        t = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+    assert result.counts.get("likelihood_blocks_computed", 1) > 0 and len(result.signals) == size["n_ray"]
+    return {"examples": size["n_ray"], "examples_per_s": round(size["n_ray"] / t, 1), "workers": 1,
+            "gpus_per_worker": gpus, "note": "includes starting the actor and loading the model"}
+
+
 def check_agreement(device: torch.device, work: Path) -> dict[str, Any]:
     """The tiny model's log-likelihoods on CPU and on the device (both fp32) agree."""
     from tamis.models import load_llm
@@ -290,6 +351,8 @@ def main() -> int:
             ("sampling", check_sampling, (model_dir, device, size, dtype)),
             ("influence", check_influence, (model_dir, device, size, dtype)),
             ("sft", check_sft, (model_dir, device, size, work)),
+            ("embeddings", check_embeddings, (device, size, work)),
+            ("ray_engine", check_ray, (model_dir, device, size, dtype, work)),
             ("cpu_cuda_agreement", check_agreement, (device, work)),
         ):
             if name in skip or (name == "cpu_cuda_agreement" and device.type == "cpu"):

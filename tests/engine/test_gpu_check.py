@@ -22,7 +22,7 @@ def test_gpu_check_passes_on_cpu_with_a_tiny_model(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     checks = report["checks"]
-    assert set(checks) == {"likelihood", "sampling", "influence", "sft"}
+    assert set(checks) == {"likelihood", "sampling", "influence", "sft", "embeddings", "ray_engine"}
     assert all(c["status"] in ("ok", "skipped") for c in checks.values())
     assert checks["likelihood"]["status"] == "ok" and checks["likelihood"]["tokens_per_s"] > 0
     assert checks["influence"]["examples_per_s"] > 0
