@@ -63,8 +63,10 @@ MINILM = dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_
               max_position_embeddings=512)
 
 
-def build_tokenizer() -> Any:
-    """A byte-level tokenizer (256 byte tokens + ChatML specials), no download."""
+def build_tokenizer(vocab_size: int | None = None) -> Any:
+    """A byte-level tokenizer (256 byte tokens + ChatML specials), no download; padded with plain added
+    tokens (``<t300>``) up to ``vocab_size`` so that every id a random model samples decodes, and
+    re-encodes, to one token (the sampling check counts tokens that way)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -77,13 +79,15 @@ def build_tokenizer() -> Any:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", additional_special_tokens=["<|im_start|>"])
     fast.chat_template = CHAT_TEMPLATE
+    if vocab_size and vocab_size > len(fast):
+        fast.add_tokens([f"<t{i}>" for i in range(len(fast), vocab_size)])
     return fast
 
 
 def build_model_dir(folder: Path, shape: dict[str, int], dtype: torch.dtype) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(shape["vocab_size"])
     torch.manual_seed(0)
     config = LlamaConfig(**shape, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
@@ -167,15 +171,19 @@ def check_sampling(model_dir: Path, device: torch.device, size: dict[str, Any], 
     on_device(llm.model, device)
     examples = synthetic_examples(size["n_sample"], size["chars"], seed=1)
     params = GenerationParams(n=size["n_samples"], temperature=1.0, max_tokens=size["max_tokens"], seed=0)
-    _sync(device)
-    t0 = time.perf_counter()
-    out = llm.generate([e.prompt_messages for e in examples], params)
-    _sync(device)
-    t = time.perf_counter() - t0
-    generated = sum(len(llm._encode(s)) for samples in out for s in samples)
-    assert len(out) == len(examples) and all(len(s) == params.n for s in out)
+    figures: dict[str, Any] = {}
+    for rows in (32, llm.sample_rows):  # the CPU default, then this device's default
+        llm.sample_rows = rows
+        _sync(device)
+        t0 = time.perf_counter()
+        out = llm.generate([e.prompt_messages for e in examples], params)
+        _sync(device)
+        t = time.perf_counter() - t0
+        generated = sum(len(llm._encode(s)) for samples in out for s in samples)
+        assert len(out) == len(examples) and all(len(s) == params.n for s in out)
+        figures[f"tokens_per_s_rows{rows}"] = round(generated / t)
     return {"prompts": len(out), "samples": sum(len(s) for s in out), "generated_tokens": generated,
-            "tokens_per_s": round(generated / t)}
+            "sample_rows": rows, "tokens_per_s": round(generated / t), **figures}
 
 
 def check_influence(model_dir: Path, device: torch.device, size: dict[str, Any], dtype: str) -> dict[str, Any]:
@@ -203,13 +211,31 @@ def check_influence(model_dir: Path, device: torch.device, size: dict[str, Any],
     _sync(device)
     t = time.perf_counter() - t0
     assert features.shape == (len(encoded), projection.out_dim) and computed == len(encoded)
+    capture, _ = tracked.forward_backward(encoded[:8])
+    grads = tracked.per_example_grads(capture)
+    sketch_ms = {}
+    for name, fn in (("index_add", projection.index_add_sketch), ("csr", projection.sparse_sketch)):
+        fn(grads)
+        _sync(device)
+        t1 = time.perf_counter()
+        for _ in range(3):
+            fn(grads)
+        _sync(device)
+        sketch_ms[name] = round((time.perf_counter() - t1) / 3 * 1000, 1)
+    _sync(device)
+    t1 = time.perf_counter()
+    capture, _ = tracked.forward_backward(encoded[:8])
+    grads = tracked.per_example_grads(capture)
+    _sync(device)
+    grads_ms = round((time.perf_counter() - t1) * 1000, 1)
     t1 = time.perf_counter()
     factors = fit_factors(tracked, encoded[: size["n_kfac"]], "ekfac")
     t_kfac = time.perf_counter() - t1
     tokens = sum(len(e.ids) for e in encoded)
     return {"examples": len(encoded), "tracked_params": tracked.n_params, "examples_per_s": round(len(encoded) / t, 1),
             "tokens_per_s": round(tokens / t), "ekfac_examples": size["n_kfac"], "ekfac_seconds": round(t_kfac, 2),
-            "ekfac_layers": len(factors.layers)}
+            "ekfac_layers": len(factors.layers), "batch8_grads_ms": grads_ms,
+            "batch8_sketch_index_add_ms": sketch_ms["index_add"], "batch8_sketch_csr_ms": sketch_ms["csr"]}
 
 
 def check_sft(model_dir: Path, device: torch.device, size: dict[str, Any], work: Path) -> dict[str, Any]:

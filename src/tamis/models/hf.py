@@ -71,8 +71,9 @@ class TransformersLLM(LLM):
         self.batch_size = int(spec.options.get("batch_size", 8))
         # padded tokens per scoring batch; see _token_batches
         self.max_batch_tokens = int(spec.options.get("max_batch_tokens", 32768 if self.device.type == "cuda" else 1024))
-        # sampled sequences decoded together (prompts per batch = sample_rows // n)
-        self.sample_rows = int(spec.options.get("sample_rows", 32))
+        # sampled sequences decoded together (prompts per batch = sample_rows // n); a GPU's decode step
+        # costs about the same for 32 rows as for 256 (bench/gpu_check.py), a CPU's grows with the rows
+        self.sample_rows = int(spec.options.get("sample_rows", 256 if self.device.type == "cuda" else 32))
         adapter = spec.options.get("adapter") or (spec.model if is_adapter_dir(spec.model) else None)
         base = adapter_base_spec(adapter) if adapter and not spec.options.get("adapter") else spec
         models_dir = Path(workspace.models_dir if workspace is not None else Path.home() / ".cache" / "tamis")

@@ -166,3 +166,11 @@ def test_scores_rank_like_kronfluence(tokenizer, strategy, tmp_path):
     # Observed here: K-FAC 0.967, EK-FAC 0.991; the same comparison as a script on a sibling setup
     # (bench/check_kronfluence.py) gives 1.000 / 1.000 with EK-FAC values equal to 1e-5. Not yet explained.
     assert rho >= 0.95
+
+
+def test_countsketch_csr_path_equals_index_add_path():
+    """The CUDA path (a CSR matrix product per layer) gives the CPU path's sketch."""
+    shapes = [(6, 5), (3, 7)]
+    grads = [torch.randn(4, o, i, generator=torch.Generator().manual_seed(k)) for k, (o, i) in enumerate(shapes)]
+    sketch = CountSketch(shapes, 8, seed=2)
+    torch.testing.assert_close(sketch.sparse_sketch(grads), sketch(grads), rtol=1e-5, atol=1e-5)
