@@ -173,6 +173,31 @@ def workspace_from(path: Optional[str]):
     return Workspace(path)
 
 
+DryRunOpt = typer.Option(False, "--dry-run", help="Print the model calls, tokens and estimated time (from this "
+                         "workspace's measured throughput) and exit; nothing is run and nothing is written.")
+PlanJsonOpt = typer.Option(False, "--json", help="With --dry-run: print the plan as JSON.")
+CalibrateOpt = typer.Option(False, "--calibrate", help="With --dry-run: first time a few of the calls for real (they "
+                            "go to the workspace's call cache), so the estimate rests on a fresh measurement.")
+
+
+def show_plan(make_plan: Callable[[Any], Any], workspace: Optional[str], as_json: bool, calibrate: bool) -> None:
+    """--dry-run: the command's plan (``tamis.plan``), optionally calibrated, printed; nothing else happens."""
+    from tamis import plan as planning
+
+    ws = workspace_from(workspace)
+    plan = make_plan(ws)
+    if calibrate:
+        planning.calibrate(plan, ws)
+    planning.show(plan, ws, as_json)
+
+
+def check_plan_flags(dry_run: bool, as_json: bool, calibrate: bool) -> None:
+    if (as_json or calibrate) and not dry_run:
+        from tamis.errors import ConfigError
+
+        raise ConfigError("--json and --calibrate go with --dry-run")
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"tamis {__version__}")

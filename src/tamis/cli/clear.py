@@ -19,6 +19,8 @@ OutputFormatOpt = opt(FilterJob, "output_format", "--output-format")
 PushOpt = typer.Option(None, "--push-to-hub", metavar="OWNER/NAME",
                        help="Then upload the curated data, its dataset card (README.md), decisions and manifest to "
                             "this Hugging Face dataset repo (needs a token: HF_TOKEN or `hf auth login`).")
+from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
+
 
 
 def push_output(result: Any, repo: Optional[str]) -> None:
@@ -53,6 +55,9 @@ def score_confidence(
     seed: int = opt(ConfidenceConfig, "seed"),
     limit: Optional[int] = opt(ScoreJob, "limit"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """BSDetector confidence of every example (C = beta*O + (1-beta)*S) and the peers' scores; resumable."""
@@ -63,6 +68,11 @@ def score_confidence(
                            seed=seed, max_prompt_chars=max_prompt_chars, max_response_chars=max_response_chars)
     job = ScoreJob(data=str(data), out=str(output) if output else None, format=format, model=model, limit=limit,
                    baselines=baselines, judge=judge, confidence=cfg)
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_confidence
+
+        return show_plan(lambda ws: plan_confidence(job, ws), workspace, as_json, calibrate)
     result = run_score_confidence(job, workspace_from(workspace), overwrite=overwrite)
     print_distributions(result.table)
     print_counts(result.counts, "reused: this run was complete" if result.reused else "")
@@ -144,6 +154,9 @@ def correct_command(
     format: Optional[str] = FormatOpt,
     output_format: Optional[str] = OutputFormatOpt,
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Auto-Correct: replace dropped targets only when the judge is confident the model's answer is better."""
@@ -152,6 +165,11 @@ def correct_command(
     cfg = CorrectConfig(eta=eta, review_above=review_above, k=k, beta=beta, max_tokens=max_tokens, seed=seed)
     job = CorrectJob(data=str(data), decisions=str(decisions), out=str(output) if output else None, model=model, judge=judge,
                      format=format, output_format=output_format, correct=cfg)
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_correct
+
+        return show_plan(lambda ws: plan_correct(job, ws), workspace, as_json, calibrate)
     result = run_correct(job, workspace_from(workspace), overwrite=overwrite)
     print_counts(result.counts, "reused: this run was complete" if result.reused else "")
     out.print(f"outputs in [bold]{result.out_dir}[/] (decisions.jsonl, {result.data_path.name if result.data_path else ''}"

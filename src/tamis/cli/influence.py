@@ -12,6 +12,8 @@ from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_
 from tamis.cli.clear import PushOpt, push_output
 from tamis.curate.select import SelectionConfig
 from tamis.signals.influence.config import GradientConfig, InfluenceConfig
+from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
+
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -42,6 +44,9 @@ def score_influence(
     batch_size: int = opt(GradientConfig, "batch_size"),
     limit: Optional[int] = opt(InfluenceConfig, "limit"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Influence of each candidate on a trusted seed set; positive = training on it lowers the seed loss."""
@@ -55,6 +60,11 @@ def score_influence(
                              hessian=hessian, damping=damping, projection_dim=projection_dim,
                              seed_set_batch_size=seed_set_batch_size, factor_limit=factor_limit, limit=limit,
                              gradients=grads)
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_influence
+
+        return show_plan(lambda ws: plan_influence(config, ws), workspace, as_json, calibrate)
     result = run_influence(config, workspace_from(workspace), overwrite=overwrite)
     c = result.counts
     out.print(f"[bold]scored[/] {c.get('candidates')} candidates on {c.get('seeds')} seed-set examples "

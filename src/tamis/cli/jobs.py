@@ -11,6 +11,8 @@ from rich.table import Table
 from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, workspace_from
 from tamis.engine.base import EngineConfig
 from tamis.pipeline.profile import ProfileConfig
+from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
+
 
 
 @app.command()
@@ -31,6 +33,9 @@ def profile(
     cpus_per_worker: int = opt(EngineConfig, "cpus_per_worker", "--cpus-per-worker"),
     shards: Optional[str] = opt(EngineConfig, "shards", "--shards"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Measure every example (lengths, log-likelihood, embedding neighbours); resumable."""
@@ -41,6 +46,11 @@ def profile(
                            engine=EngineConfig(engine=engine, address=address, workers=workers,
                                                gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
                                                shards=shards))
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_profile
+
+        return show_plan(lambda ws: plan_profile(config, ws), workspace, as_json, calibrate)
     _print_profile(run_profile(config, workspace_from(workspace), overwrite=overwrite))
 
 

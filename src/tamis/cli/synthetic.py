@@ -22,6 +22,7 @@ app.add_typer(generate_app, name="generate")
 ModelOpt = typer.Option("llamacpp:smollm2", "--model", "-m", help="Generator LLM spec.", callback=_check_model_spec)
 EmbedderOpt = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec.",
                            callback=_check_model_spec)
+from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
 
 
 def _generation_run(command: str, settings: dict, out_dir: Path, inputs: list, overwrite: bool):
@@ -95,6 +96,9 @@ def labelled(
     embedding_threshold: Optional[float] = opt(NearCopyConfig, "embedding_threshold"),
     rouge_threshold: Optional[float] = opt(NearCopyConfig, "rouge_threshold"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate labelled texts zero- or few-shot; near-copies and unusable replies are rejected and counted."""
@@ -114,6 +118,15 @@ def labelled(
                                    near_copy=near)
     settings = {"task": cfg.to_dict(), "generation": asdict(gen), "model": model, "embedder": embedder,
                 "examples": str(examples) if examples else None}
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_generation
+
+        note = (f"calls assume every reply is usable; rejected replies are retried, up to "
+                f"{max(1, int(gen.n_per_label * gen.max_attempts_factor)) * len(cfg.labels)} generations in all")
+        return show_plan(lambda ws: plan_generation(
+            "generate labelled", lambda llm, emb: generate_labelled(cfg, llm, gen, pool=pool, embedder=emb), model, ws,
+            embedder if near.embedding_threshold is not None else None, note), workspace, as_json, calibrate)
     with _generation_run("generate labelled", settings, output or ws.run_dir(f"generate-{cfg.name}-{mode}"),
                          [examples], overwrite) as run:
         if _reused(run):
@@ -141,6 +154,9 @@ def instructions(
     model: str = ModelOpt,
     seed: int = opt(InstructionConfig, "seed"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Instruction-response pairs (chat rows) from seed topics."""
@@ -152,6 +168,14 @@ def instructions(
     cfg = InstructionConfig(n_per_topic=n_per_topic, temperature=temperature, max_tokens=max_tokens,
                             rouge_threshold=rouge_threshold, seed=seed)
     settings = {"topics": found, "model": model} | asdict(cfg)
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_generation
+
+        return show_plan(lambda ws: plan_generation(
+            "generate instructions", lambda llm, emb: generate_instructions(found, llm, cfg), model, ws,
+            note="response calls assume every instruction is usable (rejected ones get no response)"),
+            workspace, as_json, calibrate)
     with _generation_run("generate instructions", settings, output or ws.run_dir("generate-instructions"), [],
                          overwrite) as run:
         if _reused(run):
@@ -174,6 +198,9 @@ def dialogues(
     model: str = ModelOpt,
     seed: int = opt(DialogueConfig, "seed"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Multi-turn dialogues (chat rows) from seed topics, for post-editing."""
@@ -185,6 +212,13 @@ def dialogues(
     cfg = DialogueConfig(n_per_topic=n_per_topic, n_turns=turns, temperature=temperature, max_tokens=max_tokens,
                          seed=seed)
     settings = {"topics": found, "model": model} | asdict(cfg)
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_generation
+
+        return show_plan(lambda ws: plan_generation(
+            "generate dialogues", lambda llm, emb: generate_dialogues(found, llm, cfg), model, ws),
+            workspace, as_json, calibrate)
     with _generation_run("generate dialogues", settings, output or ws.run_dir("generate-dialogues"), [],
                          overwrite) as run:
         if _reused(run):
@@ -205,6 +239,9 @@ def score_diversity(
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/"
                                           "diversity-NAME]."),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Remote Clique and Chamfer diversity (cosine, j != i) and each item's contribution (signals.parquet)."""
@@ -214,6 +251,12 @@ def score_diversity(
     from tamis.runs import Run
     from tamis.signals.diversity import diversity, diversity_table
 
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_embed
+
+        return show_plan(lambda ws: plan_embed("score diversity", str(data), format, embedder, ws), workspace,
+                         as_json, calibrate)
     ws = workspace_from(workspace)
     folder = output or ws.run_dir(f"diversity-{data.stem}")
     settings = {"data": str(data), "format": format, "embedder": embedder, "by_label": by_label}

@@ -15,6 +15,8 @@ from tamis.train.settings import SFTSettings
 
 train_app = typer.Typer(help="Fine-tune models on a data set (LoRA SFT, encoder classifiers).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
+
 
 
 @train_app.command("sft")
@@ -45,6 +47,9 @@ def train_sft_command(
                                                                    "example (the best gets 1)."),
     limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Supervised fine-tuning with TRL (loss on the final assistant turn); resumes from checkpoints."""
@@ -54,12 +59,18 @@ def train_sft_command(
 
     ws = workspace_from(workspace)
     read = read_dataset(data, format=format, limit=limit)
-    out.print(read.summary())
+    if not as_json:
+        out.print(read.summary())
     settings = SFTSettings(model=model, lora=not full, lora_r=lora_r, lora_alpha=2 * lora_r, epochs=epochs,
                            max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                            max_length=max_length, eval_fraction=eval_fraction,
                            early_stopping_patience=early_stopping, seed=seed,
                            report_to=tuple(report_to or ()))
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_sft
+
+        return show_plan(lambda ws: plan_sft(read.examples, settings, ws), workspace, as_json, calibrate)
     weights = None
     if weight_by or scores:
         if not (weight_by and scores):
@@ -136,6 +147,9 @@ def eval_command(
     scoring: str = opt(EvalSettings, "scoring"),
     option: Optional[list[str]] = opt(EvalSettings, "options", "--option"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Generate on a test set (batched, cached) and score it, with bootstrap 95% CIs."""
@@ -149,6 +163,11 @@ def eval_command(
                             ratings=str(ratings) if ratings else None, limit=limit, seed=seed,
                             versus=_model_or_folder(versus), judge=_model_or_folder(judge), judge_k=judge_k,
                             scoring=scoring, options=tuple(option) if option else None)
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_eval
+
+        return show_plan(lambda ws: plan_eval(settings, ws), workspace, as_json, calibrate)
     result = run_eval(settings, workspace_from(workspace), overwrite=overwrite)
     if result.reused:
         out.print("reused: this evaluation was complete (same settings and inputs)")

@@ -48,8 +48,14 @@ def cached_map(
     size: Callable[[T], int],
     chunk_size: int,
     description: str,
+    meter: Any = None,
 ) -> list[Any]:
-    """Map ``compute`` over items through the cache; returns JSON values in input order."""
+    """Map ``compute`` over items through the cache; returns JSON values in input order.
+
+    ``meter`` (a ``tamis.plan.Meter``) times the chunks really computed and records the throughput."""
+    from tamis.plan import timed
+
+    compute = timed(meter, compute)
     keys = [key(item) for item in items]
     found = cache.get_many(keys)
     missing = sorted({k: i for i, k in enumerate(keys) if k not in found}.values(), key=lambda i: -size(items[i]))
@@ -67,7 +73,17 @@ def cached_map(
             cache.put_many(fresh)
             found.update(fresh)
             advance(len(chunk))
+    if meter is not None:
+        meter.save()
     return [found[k] for k in keys]
+
+
+def meter(cache: CallCache, model: Any, op: str, counter: str, *args: Any) -> Any:
+    """A throughput meter for ``model``'s ``op`` in the cache's workspace (``tamis.plan``)."""
+    from tamis import plan
+
+    count = getattr(plan, counter)
+    return plan.Meter(cache.path.parent.parent, model, op, count(*args) if args else count)
 
 
 class CachedLLM(LLM):
@@ -102,6 +118,7 @@ class CachedLLM(LLM):
             compute=lambda chunk: self.inner.generate(chunk, params),
             size=lambda prompt: sum(len(m["content"]) for m in prompt),
             chunk_size=self.chunk_size, description="generating",
+            meter=meter(self.cache, self, "generate", "count_generate", params.n),
         )
 
     def logprobs(self, prompts: list[ChatMessages], responses: list[str]) -> list[ResponseLogprobs]:
@@ -123,6 +140,7 @@ class CachedLLM(LLM):
             compute=compute,
             size=lambda pair: sum(len(m["content"]) for m in pair[0]) + len(pair[1]),
             chunk_size=self.chunk_size, description="scoring log-likelihood",
+            meter=meter(self.cache, self, "score", "count_score"),
         )
         return [ResponseLogprobs.from_dict(v) for v in values]
 
@@ -159,6 +177,7 @@ class CachedEmbedder(Embedder):
             self.cache, texts,
             key=lambda text: cache_key(self.identity, "embed", text),
             compute=compute, size=len, chunk_size=self.chunk_size, description="embedding",
+            meter=meter(self.cache, self, "embed", "count_embed"),
         )
         if not values:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -30,6 +30,9 @@ def choice_logprobs(llm: LLM, prompts: list[ChatMessages], choices: list[str]) -
     if not prompts:
         return np.zeros((0, len(choices)))
     backend, cache = _unwrap(llm)
+    own = getattr(backend, "choice_logprobs", None)  # a backend that answers choices itself (dry runs)
+    if own is not None:
+        return own(prompts, choices)
     from tamis.models.hf import TransformersLLM
 
     if isinstance(backend, TransformersLLM):
@@ -42,7 +45,7 @@ def choice_logprobs(llm: LLM, prompts: list[ChatMessages], choices: list[str]) -
 
 
 def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: list[str]) -> np.ndarray:
-    from tamis.models.cached import cached_map, commit_chunk_size
+    from tamis.models.cached import cached_map, commit_chunk_size, meter
 
     def compute(chunk: list[ChatMessages]) -> list[list[float]]:
         return _next_token_logprobs(llm, chunk, choices)
@@ -54,6 +57,7 @@ def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: 
         key=lambda p: cache_key(llm.identity, "choice_logprobs", p, choices),
         compute=compute, size=lambda p: sum(len(m["content"]) for m in p),
         chunk_size=commit_chunk_size(llm), description="reading choice probabilities",
+        meter=meter(cache, llm, "choices", "count_choices"),
     )
     return np.asarray(values, dtype=np.float64)
 

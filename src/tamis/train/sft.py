@@ -188,6 +188,8 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     resume = _latest_checkpoint(out_dir)
     with manifest.stage("train"):
         result = trainer.train(resume_from_checkpoint=resume)
+    if resume is None:  # a whole training: its speed is what a dry run estimates from
+        _record_speed(examples, settings, workspace, tokenizer, result.global_step, manifest.data["timings_s"]["train"])
     metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
     if eval_data is not None:
         with manifest.stage("evaluate"):
@@ -206,6 +208,21 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     manifest.data["resumed_from"] = resume
     manifest.output("model", model_dir)
     return SFTResult(out_dir=out_dir, model_dir=model_dir, metrics=metrics, resumed_from=resume)
+
+
+def _record_speed(examples: list[Example], settings: SFTSettings, workspace: Workspace, tokenizer: Any, steps: int,
+                  seconds: float) -> None:
+    """Training tokens per second of this model, for ``--dry-run`` estimates (``tamis.plan``)."""
+    from tamis.plan import TokenCounter, _TokenizerOnly, record_throughput, sft_row_tokens, sft_tokens
+
+    counter = TokenCounter(tokenizer, scoring=_TokenizerOnly(tokenizer), max_length=settings.max_length)
+    tokens = sft_tokens(sft_row_tokens(counter, examples, settings.max_length), steps, settings)
+    record_throughput(workspace, str(ModelSpec.parse(settings.model)), train_op(settings), calls=steps, tokens=tokens,
+                      seconds=seconds, unit=counter.unit, device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_op(settings: SFTSettings) -> str:
+    return "train" if settings.lora else "train_full"
 
 
 def _weighted_trainer(base: type, seed: int) -> type:
