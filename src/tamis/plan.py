@@ -289,8 +289,10 @@ def _duration(seconds: float) -> str:
 
 # -- measured throughput ---------------------------------------------------------------------------
 def _throughput_path(workspace: Any) -> Path | None:
-    root = getattr(workspace, "root", workspace)
-    return Path(root) / THROUGHPUT_FILE if root is not None else None
+    if workspace is None:
+        return None
+    root = workspace if isinstance(workspace, (str, os.PathLike)) else workspace.root  # a Path's .root is "/"
+    return Path(root) / THROUGHPUT_FILE
 
 
 def read_throughput(workspace: Any) -> dict[str, dict[str, dict[str, Any]]]:

@@ -248,7 +248,8 @@ def opt(cls: type, name: str, *flags: str, required: bool = False, **overrides: 
     if extra:
         help_text = f"{help_text} ({'; '.join(extra)})"
     if isinstance(default, tuple) and default is not ...:
-        default = ",".join(default) if all(isinstance(x, str) for x in default) else list(default)
+        # an empty tuple stays a list: "" is no valid default for a list option (train sft --report-to)
+        default = ",".join(default) if default and all(isinstance(x, str) for x in default) else list(default)
     callback = _check_setting(name, meta) if (meta.get("choices") or meta.get("range")) else None
     if name in MODEL_SPEC_SETTINGS:
         callback = _check_model_spec

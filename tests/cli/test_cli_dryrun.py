@@ -1,0 +1,141 @@
+"""--dry-run: every model-calling command has it; it counts what the real command's backend computes,
+estimates time only from a recorded measurement, and writes nothing into the output folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tamis.cli import app
+
+runner = CliRunner()
+
+MODEL_PARAMS = {"model", "embedder", "generator", "judge", "versus"}
+NOT_CALLING = {("models", "prepare"),  # loads a model once, calls nothing
+               ("inspect",)}           # a tokenizer only
+NOT_YET = {("train", "classifier"), ("experiment", "synthetic"), ("experiment", "run"), ("demo",)}  # see issue 14
+EXPECTED = {("profile",), ("score", "confidence"), ("score", "influence"), ("score", "diversity"), ("correct",),
+            ("generate", "labelled"), ("generate", "instructions"), ("generate", "dialogues"), ("train", "sft"),
+            ("eval",)}
+
+
+def commands():
+    import typer.main
+
+    def walk(cmd, path=()):
+        if getattr(cmd, "commands", None):
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, path + (name,))
+        else:
+            yield path, cmd
+
+    yield from walk(typer.main.get_command(app))
+
+
+def test_every_model_calling_command_has_dry_run():
+    calling = set()
+    for path, cmd in commands():
+        names = {p.name for p in cmd.params}
+        if names & MODEL_PARAMS and path not in NOT_CALLING:
+            calling.add(path)
+        if "dry_run" in names:
+            assert {"as_json", "calibrate", "workspace"} <= names, path
+            assert path not in NOT_CALLING, path
+    assert EXPECTED <= calling
+    missing = sorted(p for p in calling - NOT_YET if "dry_run" not in {q.name for q in dict(commands())[p].params})
+    assert not missing, f"model-calling commands without --dry-run: {missing}"
+
+
+def test_json_and_calibrate_need_dry_run(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "q", "output": "a"}\n')
+    res = runner.invoke(app, ["profile", str(data), "--json", "-w", str(tmp_path / "ws")])
+    assert res.exit_code == 2 and "go with --dry-run" in res.output
+
+
+def _data(tmp_path, n=6):
+    data = tmp_path / "data.jsonl"
+    rows = [{"id": f"e{i}", "instruction": f"What is {i} plus {i}?", "output": f"{i} plus {i} is {2 * i}."}
+            for i in range(n)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
+def _plan(*args):
+    res = runner.invoke(app, [str(a) for a in args] + ["--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.output)
+    return {(op["model"], op["op"]): op for op in plan["operations"]}, plan
+
+
+@pytest.mark.slow
+def test_profile_dry_run_counts_what_the_backend_scores_and_uses_the_measurement(tmp_path, models_dir):
+    from tamis.plan import read_throughput
+
+    data, ws = _data(tmp_path), tmp_path / "ws"
+    before, _ = _plan("profile", data, "-w", ws, "-o", tmp_path / "dry")
+    assert not (tmp_path / "dry").exists()  # nothing written: no run folder, no settings.json
+    score = before[("transformers:smollm2", "score")]
+    assert score["calls"] == 6 and score["seconds"] is None and score["unit"] == "tokens"
+    res = runner.invoke(app, ["profile", str(data), "-w", str(ws), "--dry-run"])
+    assert "no measurement yet for transformers:smollm2 (score): run once or pass --calibrate" in " ".join(res.output.split())
+
+    real = runner.invoke(app, ["profile", str(data), "-w", str(ws), "-o", str(tmp_path / "real")])
+    assert real.exit_code == 0, real.output
+    measured = read_throughput(ws)
+    m = measured["transformers:smollm2"]["score"]
+    # the real backend's own tokenisation (scoring_ids: template + response + end of turn) of the same rows
+    assert m["calls"] == 6 and m["tokens"] == score["prompt_tokens"]
+    e = measured["sentence-transformers:minilm"]["embed"]
+    assert e["calls"] == 6 and e["tokens"] == before[("sentence-transformers:minilm", "embed")]["prompt_tokens"]
+
+    after, plan = _plan("profile", data, "-w", ws, "-o", tmp_path / "dry2")
+    assert not (tmp_path / "dry2").exists()
+    assert after[("transformers:smollm2", "score")]["seconds"] == pytest.approx(m["seconds"])
+    assert plan["estimated_seconds"] == pytest.approx(m["seconds"] + e["seconds"])
+
+
+@pytest.mark.slow
+def test_confidence_dry_run_counts_samples_and_reflection_like_the_real_run(tmp_path, models_dir):
+    from tamis.plan import read_throughput
+
+    data, ws = _data(tmp_path, 3), tmp_path / "ws"
+    args = ["score", "confidence", data, "-w", ws, "--k", "2", "--max-tokens", "8", "--no-baselines"]
+    plan, _ = _plan(*args, "-o", tmp_path / "dry")
+    gen, choices = plan[("transformers:smollm2", "generate")], plan[("transformers:smollm2", "choices")]
+    assert gen["calls"] == 6 and gen["generated_tokens"] == 6 * 8  # k samples per example, at most max_tokens
+    from tamis.signals.confidence import ConfidenceConfig
+
+    # every reflection prompt of every example, one shared forward pass each
+    assert choices["calls"] == 3 * len(ConfidenceConfig().reflection_prompts)
+    assert not (tmp_path / "dry").exists()
+
+    real = runner.invoke(app, [str(a) for a in args] + ["-o", str(tmp_path / "real")])
+    assert real.exit_code == 0, real.output
+    m = read_throughput(ws)["transformers:smollm2"]
+    assert m["choices"]["calls"] == choices["calls"] and m["choices"]["tokens"] == choices["prompt_tokens"]
+    assert m["generate"]["calls"] == gen["calls"] and 0 < m["generate"]["tokens"] <= gen["generated_tokens"]
+    again, _ = _plan(*args, "-o", tmp_path / "dry")
+    g = again[("transformers:smollm2", "generate")]
+    # generation is paced by generated tokens: the estimate is an upper bound at max_tokens per sample
+    assert g["seconds"] == pytest.approx(gen["generated_tokens"] * m["generate"]["seconds"] / m["generate"]["tokens"])
+
+
+@pytest.mark.slow
+def test_sft_dry_run_counts_steps_and_estimates_from_the_last_training(tmp_path, models_dir):
+    from tamis.plan import read_throughput
+
+    data, ws = _data(tmp_path, 6), tmp_path / "ws"
+    args = ["train", "sft", data, "-w", ws, "--max-steps", "2", "--batch-size", "2", "--max-length", "64"]
+    plan, _ = _plan(*args, "-o", tmp_path / "dry")
+    train = plan[("transformers:smollm2", "train")]
+    assert train["calls"] == 2 and train["seconds"] is None
+    assert not (tmp_path / "dry").exists()
+    real = runner.invoke(app, [str(a) for a in args] + ["-o", str(tmp_path / "real")])
+    assert real.exit_code == 0, real.output
+    m = read_throughput(ws)["transformers:smollm2"]["train"]
+    assert m["calls"] == 2 and m["tokens"] == train["prompt_tokens"]
+    again, _ = _plan(*args, "-o", tmp_path / "dry")
+    assert again[("transformers:smollm2", "train")]["seconds"] == pytest.approx(m["seconds"])
