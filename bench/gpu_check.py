@@ -145,45 +145,62 @@ def on_device(module: torch.nn.Module, device: torch.device) -> None:
 
 
 def check_likelihood(model_dir: Path, device: torch.device, size: dict[str, Any], dtype: str) -> dict[str, Any]:
+    """The backend's defaults, then (on CUDA) bigger batches: what the defaults leave on the table."""
     from tamis.models import load_llm
 
     llm = load_llm(f"transformers:{model_dir}?device={device.type}&dtype={dtype}&batch_size=32", cache=False)
     on_device(llm.model, device)
     examples = synthetic_examples(size["n_score"], size["chars"])
     prompts, responses = [e.prompt_messages for e in examples], [e.response for e in examples]
-    llm.logprobs(prompts[:4], responses[:4])  # warm-up
-    _sync(device)
-    t0 = time.perf_counter()
-    out = llm.logprobs(prompts, responses)
-    _sync(device)
-    t = time.perf_counter() - t0
     tokens = sum(len(c) + len(r) for c, r in (llm.scoring_ids(p, y) for p, y in zip(prompts, responses)))
-    assert all(r.n_tokens > 0 and r.total < 0 for r in out)
-    return {"examples": len(out), "tokens": tokens, "tokens_per_s": round(tokens / t), "examples_per_s": round(len(out) / t, 1),
-            "model_flop_utilisation": _mfu(llm.model, tokens / t, device)}
+    llm.logprobs(prompts[:4], responses[:4])  # warm-up
+    figures: dict[str, Any] = {}
+    bigger = [(128, 131072)] if device.type == "cuda" else []
+    for batch, batch_tokens in [(llm.batch_size, llm.max_batch_tokens), *bigger]:
+        llm.batch_size, llm.max_batch_tokens = batch, batch_tokens
+        _sync(device)
+        t0 = time.perf_counter()
+        out = llm.logprobs(prompts, responses)
+        _sync(device)
+        t = time.perf_counter() - t0
+        assert all(r.n_tokens > 0 and r.total < 0 for r in out)
+        if not figures:
+            figures = {"examples": len(out), "tokens": tokens, "batch": f"{batch} seqs/{batch_tokens} tokens",
+                       "tokens_per_s": round(tokens / t), "examples_per_s": round(len(out) / t, 1),
+                       "model_flop_utilisation": _mfu(llm.model, tokens / t, device)}
+        else:
+            figures[f"tokens_per_s_batch{batch}"] = round(tokens / t)
+            figures[f"mfu_batch{batch}"] = _mfu(llm.model, tokens / t, device)
+    return figures
 
 
 def check_sampling(model_dir: Path, device: torch.device, size: dict[str, Any], dtype: str) -> dict[str, Any]:
+    """Sampled rows decoded together: the CPU default (32), this device's default, and on CUDA 1024; each
+    on two batches' worth of prompts."""
     from tamis.models import load_llm
     from tamis.models.base import GenerationParams
 
     llm = load_llm(f"transformers:{model_dir}?device={device.type}&dtype={dtype}", cache=False)
     on_device(llm.model, device)
-    examples = synthetic_examples(size["n_sample"], size["chars"], seed=1)
-    params = GenerationParams(n=size["n_samples"], temperature=1.0, max_tokens=size["max_tokens"], seed=0)
-    figures: dict[str, Any] = {}
-    for rows in (32, llm.sample_rows):  # the CPU default, then this device's default
+    n = size["n_samples"]
+    params = GenerationParams(n=n, temperature=1.0, max_tokens=size["max_tokens"], seed=0)
+    default = llm.sample_rows
+    figures: dict[str, Any] = {"sample_rows": default}
+    for rows in sorted({32, default, *([1024] if device.type == "cuda" else [])}):
         llm.sample_rows = rows
+        examples = synthetic_examples(max(1, 2 * rows // n), size["chars"], seed=1)
         _sync(device)
         t0 = time.perf_counter()
         out = llm.generate([e.prompt_messages for e in examples], params)
         _sync(device)
         t = time.perf_counter() - t0
         generated = sum(len(llm._encode(s)) for samples in out for s in samples)
-        assert len(out) == len(examples) and all(len(s) == params.n for s in out)
+        assert len(out) == len(examples) and all(len(s) == n for s in out)
         figures[f"tokens_per_s_rows{rows}"] = round(generated / t)
-    return {"prompts": len(out), "samples": sum(len(s) for s in out), "generated_tokens": generated,
-            "sample_rows": rows, "tokens_per_s": round(generated / t), **figures}
+        if rows == default:
+            figures.update(prompts=len(out), samples=len(out) * n, generated_tokens=generated,
+                           tokens_per_s=round(generated / t))
+    return figures
 
 
 def check_influence(model_dir: Path, device: torch.device, size: dict[str, Any], dtype: str) -> dict[str, Any]:
@@ -210,6 +227,21 @@ def check_influence(model_dir: Path, device: torch.device, size: dict[str, Any],
     features, computed = featurise(tracked, encoded, projection, None)
     _sync(device)
     t = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    featurise(tracked, encoded, projection, None)  # again, every shape seen once
+    _sync(device)
+    t_warm = time.perf_counter() - t0
+    if device.type == "cuda":  # where one pass's time goes, for the record
+        try:
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                featurise(tracked, encoded[:16], projection, None)
+                _sync(device)
+            print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=10, max_name_column_width=40))
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=40))
+        except Exception as exc:  # the profile is a note, not a check
+            print(f"(no profile: {type(exc).__name__}: {exc})")
     assert features.shape == (len(encoded), projection.out_dim) and computed == len(encoded)
     capture, _ = tracked.forward_backward(encoded[:8])
     grads = tracked.per_example_grads(capture)
@@ -233,6 +265,7 @@ def check_influence(model_dir: Path, device: torch.device, size: dict[str, Any],
     t_kfac = time.perf_counter() - t1
     tokens = sum(len(e.ids) for e in encoded)
     return {"examples": len(encoded), "tracked_params": tracked.n_params, "examples_per_s": round(len(encoded) / t, 1),
+            "examples_per_s_second_pass": round(len(encoded) / t_warm, 1),
             "tokens_per_s": round(tokens / t), "ekfac_examples": size["n_kfac"], "ekfac_seconds": round(t_kfac, 2),
             "ekfac_layers": len(factors.layers), "batch8_grads_ms": grads_ms,
             "batch8_sketch_index_add_ms": sketch_ms["index_add"], "batch8_sketch_csr_ms": sketch_ms["csr"]}

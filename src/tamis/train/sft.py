@@ -22,6 +22,7 @@ import torch
 from tamis.manifest import Manifest
 from tamis.models.base import ModelError, ModelSpec
 from tamis.models.derived import model_path
+from tamis.models.hf import attention_kernels
 from tamis.records import Example, data_fingerprint  # noqa: F401  (re-exported)
 from tamis.progress import progress, verbose
 from tamis.runs import Run
@@ -187,7 +188,8 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
         trainer.remove_callback(PrinterCallback)
     resume = _latest_checkpoint(out_dir)
     with manifest.stage("train"):
-        result = trainer.train(resume_from_checkpoint=resume)
+        with attention_kernels(trainer.args.device):
+            result = trainer.train(resume_from_checkpoint=resume)
     if resume is None:  # a whole training: its speed is what a dry run estimates from
         _record_speed(examples, settings, workspace, tokenizer, result.global_step, manifest.data["timings_s"]["train"])
     metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tamis.models.hf import attention_kernels
 from tamis.records import Example
 
 from tamis.signals.influence.config import LORA_TARGETS, GradientConfig  # noqa: F401  (re-exported)
@@ -133,7 +134,7 @@ class TrackedModel:
         capture = Capture(mask=mask)
         self._capture = capture
         try:
-            with torch.enable_grad():
+            with torch.enable_grad(), attention_kernels(device):
                 hidden = _decoder(self.model)(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
                 rows, cols, targets, owner = [], [], [], []
                 for row, enc in enumerate(batch):

@@ -77,7 +77,7 @@ class CountSketch:
         order = torch.argsort(bucket, stable=True)
         counts = torch.bincount(bucket, minlength=self.dim)
         crow = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
-        return torch.sparse_csr_tensor(crow, order, sign[order], size=(self.dim, bucket.numel()))
+        return torch.sparse_csr_tensor(crow, order, sign[order], size=(self.dim, bucket.numel()), check_invariants=False)
 
 
 def dense_rademacher(flat: torch.Tensor, dim: int, seed: int = 0, block: int = 16384) -> torch.Tensor:
