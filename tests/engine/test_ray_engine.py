@@ -184,3 +184,27 @@ def test_killed_driver_resumes_and_recomputes_only_unfinished_blocks(cluster, re
     from tamis.signals.registry import read_signals
 
     assert read_signals(out).rows() == read_signals(reference.out_dir).rows()
+
+
+@pytest.mark.slow
+def test_profile_embeddings_on_ray_match_the_local_path(cluster, tmp_path):
+    """Embeddings go through the engine too: one shard per embedder batch, the local path's vectors
+    (to float rounding: a tie in length can pad a text differently) and the same nearest neighbours."""
+    import numpy as np
+
+    from tamis.pipeline.profile import ProfileConfig, run_profile
+    from tamis.store import Workspace
+
+    embedder = "sentence-transformers:minilm?batch_size=16"
+    local = run_profile(ProfileConfig(data=_demo(), out=str(tmp_path / "local"), likelihood=False, embedder=embedder),
+                        Workspace(tmp_path / "ws-local"))
+    remote = run_profile(ProfileConfig(data=_demo(), out=str(tmp_path / "ray"), likelihood=False, embedder=embedder,
+                                       engine=EngineConfig(engine="ray", workers=2)), Workspace(tmp_path / "ws-ray"))
+    np.testing.assert_allclose(np.load(remote.out_dir / "embeddings.npy"), np.load(local.out_dir / "embeddings.npy"),
+                               atol=1e-5)
+    assert [r.get("nn_id") for r in remote.signals] == [r.get("nn_id") for r in local.signals]
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    n_texts = len({r["id"] for r in remote.signals})
+    assert manifest["counts"]["embeddings_blocks"] == -(-n_texts // 16)
+    assert manifest["models"]["embedder"] == json.loads((tmp_path / "local" / "manifest.json").read_text())["models"]["embedder"]
+    assert len(list((tmp_path / "ray" / "shards" / "embeddings").glob("*.done"))) == manifest["counts"]["embeddings_blocks"]

@@ -68,3 +68,46 @@ class LikelihoodTask:
         results = self._llm.logprobs([it["prompt"] for it in items], [it["response"] for it in items])
         return [{"key": it["key"], "tokens": list(r.tokens), "logprobs": list(r.logprobs), "note": r.note,
                  "context_dropped": r.context_dropped, "skipped": r.skipped} for it, r in zip(items, results)]
+
+
+def embedding_items(texts: list[str]) -> list[dict[str, Any]]:
+    """One item per text (duplicates collapse to one item: the engine returns one row per key)."""
+    return [{"key": text, "text": text} for text in texts]
+
+
+def embedding_size(item: dict[str, Any]) -> int:
+    """sentence-transformers' own length measure (characters), so blocks group texts as it batches."""
+    return len(item["text"])
+
+
+@dataclass
+class EmbeddingTask:
+    """Sentence embeddings for a block of texts, with the embedder loaded once per process (no call
+    cache: the shards are this engine's storage)."""
+
+    embedder: str
+    name: str = "embeddings"
+    _embedder: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"embedder": self.embedder, "name": self.name, "_embedder": None}
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.embedder}"
+
+    def setup(self) -> None:
+        if self._embedder is None:
+            from tamis.models import load_embedder
+
+            self._embedder = load_embedder(self.embedder, cache=False)
+
+    def batch_bound(self) -> int:
+        """One block is one of the embedder's batches."""
+        return int(getattr(self._embedder, "batch_size", 64))
+
+    def info(self) -> dict[str, Any]:
+        return {"identity": self._embedder.identity}
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        vectors = self._embedder.embed([it["text"] for it in items])
+        return [{"key": it["key"], "vector": [float(x) for x in v]} for it, v in zip(items, vectors)]

@@ -105,11 +105,18 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
 
     near: list[tuple[str, str, float]] = []
     if config.embed and examples:
-        with manifest.stage("load_embedder"):
-            embedder = load_embedder(config.embedder, workspace)
-        manifest.model("embedder", embedder.identity)
-        with manifest.stage("embed"):
-            vectors = embedder.embed([embedding_text(ex) for ex in examples])
+        texts = [embedding_text(ex) for ex in examples]
+        if config.engine.engine == "local":
+            with manifest.stage("load_embedder"):
+                embedder = load_embedder(config.embedder, workspace)
+            manifest.model("embedder", embedder.identity)
+            with manifest.stage("embed"):
+                vectors = embedder.embed(texts)
+        else:
+            with manifest.stage("embed"):
+                vectors, identity = engine_embeddings(texts, config, run)
+            manifest.model("embedder", identity)
+        with manifest.stage("nearest"):
             nn_index, nn_sim = nearest_other(vectors)
         for i, ex in enumerate(examples):
             if nn_index[i] >= 0:
@@ -168,6 +175,23 @@ def engine_likelihood(examples: list[Example], config: ProfileConfig, workspace:
     run.manifest.data["engine"] = {"engine": config.engine.engine, "address": config.engine.address,
                                    "workers": stats.workers, "shards": store.url}
     return table, stats.extra["info"]
+
+
+def engine_embeddings(texts: list[str], config: ProfileConfig, run: Run) -> tuple[np.ndarray, str]:
+    """The embeddings computed block by block on ``config.engine`` (shards in the run folder), in text
+    order. Equal to the local path's to float rounding: blocks batch texts as sentence-transformers
+    does, but ties in length may fall into neighbouring batches, which pads them differently."""
+    from tamis.engine import ShardStore, get_engine
+    from tamis.engine.tasks import EmbeddingTask, embedding_items, embedding_size
+
+    store = ShardStore(config.engine.shards or run.out / "shards" / "embeddings")
+    by_key, stats = get_engine(config.engine).map(EmbeddingTask(config.embedder), embedding_items(texts), store,
+                                                  size=embedding_size, description="embedding")
+    run.manifest.count(**stats.counts("embeddings"))
+    run.manifest.data.setdefault("engine", {"engine": config.engine.engine, "address": config.engine.address,
+                                            "workers": stats.workers, "shards": store.url})
+    vectors = np.asarray([by_key[t]["vector"] for t in texts], dtype=np.float32)
+    return vectors.reshape(len(texts), -1), stats.extra["info"]["identity"]
 
 
 def lowest_likelihood(signals: list[dict[str, Any]], examples: list[Example], k: int = 8) -> list[dict[str, Any]]:
