@@ -139,3 +139,15 @@ def test_sft_dry_run_counts_steps_and_estimates_from_the_last_training(tmp_path,
     assert m["calls"] == 2 and m["tokens"] == train["prompt_tokens"]
     again, _ = _plan(*args, "-o", tmp_path / "dry")
     assert again[("transformers:smollm2", "train")]["seconds"] == pytest.approx(m["seconds"])
+
+
+@pytest.mark.slow
+def test_calibrate_times_a_few_real_calls_and_still_writes_no_output(tmp_path, models_dir):
+    data, ws = _data(tmp_path, 12), tmp_path / "ws"
+    plan, summary = _plan("profile", data, "-w", ws, "-o", tmp_path / "dry", "--calibrate")
+    assert not (tmp_path / "dry").exists()
+    for key in (("transformers:smollm2", "score"), ("sentence-transformers:minilm", "embed")):
+        row = plan[key]
+        assert row["measured"]["calls"] == 8 if key[1] == "score" else row["measured"]["calls"] == 12
+        assert row["seconds"] > 0
+    assert summary["estimated_seconds"] > 0
