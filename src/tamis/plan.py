@@ -114,7 +114,6 @@ def _hf_tokenizer(spec: Any, workspace: Any) -> tuple[Any, int | None]:
     adapter = spec.options.get("adapter") or (spec.model if is_adapter_dir(spec.model) else None)
     base = adapter_base_spec(adapter) if adapter and not spec.options.get("adapter") else spec
     if is_smollm2(base.model):
-        from tamis.models.derived import converted_smollm2_dir  # noqa: F401 (the folder name below)
         from tamis.models.bundled import file_digest, smollm2_gguf_path
         from tamis.models.derived import CONVERSION_VERSION
 

@@ -9,10 +9,10 @@ import typer
 
 from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, score_app,
                            workspace_from)
+from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
 from tamis.cli.clear import PushOpt, push_output
 from tamis.curate.select import SelectionConfig
 from tamis.signals.influence.config import GradientConfig, InfluenceConfig
-from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
 
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, _check_model_spec, app, experiment_app,
                            friendly_errors, opt, out, score_app, workspace_from)
+from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
 from tamis.generate.conversations import DialogueConfig, InstructionConfig
 from tamis.generate.labelled import LabelledGenerationConfig
 from tamis.generate.nearcopy import NearCopyConfig
@@ -22,7 +23,6 @@ app.add_typer(generate_app, name="generate")
 ModelOpt = typer.Option("llamacpp:smollm2", "--model", "-m", help="Generator LLM spec.", callback=_check_model_spec)
 EmbedderOpt = typer.Option("sentence-transformers:minilm", "--embedder", "-e", help="Embedder spec.",
                            callback=_check_model_spec)
-from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
 
 
 def _generation_run(command: str, settings: dict, out_dir: Path, inputs: list, overwrite: bool):

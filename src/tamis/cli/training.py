@@ -9,14 +9,13 @@ import typer
 from rich.table import Table
 
 from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out, workspace_from
+from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
 from tamis.evaluate.settings import EvalSettings
 from tamis.train.classifier import ClassifierConfig
 from tamis.train.settings import SFTSettings
 
 train_app = typer.Typer(help="Fine-tune models on a data set (LoRA SFT, encoder classifiers).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
-from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
-
 
 
 @train_app.command("sft")
