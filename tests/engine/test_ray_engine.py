@@ -208,3 +208,53 @@ def test_profile_embeddings_on_ray_match_the_local_path(cluster, tmp_path):
     assert manifest["counts"]["embeddings_blocks"] == -(-n_texts // 16)
     assert manifest["models"]["embedder"] == json.loads((tmp_path / "local" / "manifest.json").read_text())["models"]["embedder"]
     assert len(list((tmp_path / "ray" / "shards" / "embeddings").glob("*.done"))) == manifest["counts"]["embeddings_blocks"]
+
+
+@pytest.mark.slow
+def test_confidence_on_ray_matches_the_local_path_exactly(cluster, tmp_path, models_dir):
+    """``score confidence --engine ray``: BSDetector's samples and reflections and the baselines' model
+    calls run as blocks on two workers (one shard folder per model call), with the local path's values
+    bit for bit."""
+    import torch
+
+    from tamis.pipeline.clear import ScoreJob, run_score_confidence
+    from tamis.signals.confidence import ConfidenceConfig
+    from tamis.store import Workspace
+
+    cfg = ConfidenceConfig(k=2, max_tokens=12, similarity="token_f1")
+
+    def job(out: str, **engine: Any) -> ScoreJob:
+        return ScoreJob(data=_demo(), out=str(tmp_path / out), model=SPEC, limit=12, confidence=cfg,
+                        engine=EngineConfig(**engine))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker has
+    try:
+        local = run_score_confidence(job("local"), Workspace(tmp_path / "ws-local"))
+    finally:
+        torch.set_num_threads(threads)
+    remote = run_score_confidence(job("ray", engine="ray", workers=2), Workspace(tmp_path / "ws-ray"))
+    assert remote.table.rows() == local.table.rows()
+    assert (tmp_path / "ray" / "samples.jsonl").read_text() == (tmp_path / "local" / "samples.jsonl").read_text()
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    calls = manifest["engine"]["calls"]
+    assert calls[:2] == ["01-generate", "02-choices"] and "likelihood" in calls[2]  # samples, reflection, baselines
+    assert manifest["counts"]["engine_blocks_computed"] == manifest["counts"]["engine_blocks"] > 0
+    assert manifest["models"]["llm"] == json.loads((tmp_path / "local" / "manifest.json").read_text())["models"]["llm"]
+
+
+@pytest.mark.slow
+def test_a_recipe_steps_model_calls_run_on_the_recipes_engine(cluster, tmp_path, models_dir):
+    """A recipe's ``engine: {engine: ray}`` sends its steps' model calls to the cluster (shards in the
+    step's folder) with the decisions the local path takes."""
+    from tamis.curate.steps import StepContext, get_step
+    from tamis.io import read_dataset
+    from tamis.store import Workspace
+
+    examples = read_dataset(_demo()).examples
+    step, params = get_step("likelihood_filter"), {"model": SPEC, "quantile": 0.25}
+    local = step(examples, params, StepContext(Workspace(tmp_path / "ws-local"), tmp_path / "local" / "step0"))
+    ctx = StepContext(Workspace(tmp_path / "ws-ray"), tmp_path / "ray" / "step0", engine=EngineConfig(engine="ray", workers=2))
+    remote = step(examples, params, ctx)
+    assert [(d.id, d.action) for d in remote] == [(d.id, d.action) for d in local]
+    assert len(list((tmp_path / "ray" / "step0" / "shards" / "01-likelihood").glob("*.done"))) == 12

@@ -35,6 +35,25 @@ def test_typos_are_reported_with_the_field_and_file(tmp_path):
         load_recipe(bad)
 
 
+def test_engine_key_is_checked_and_left_out_of_the_studys_identity(tmp_path):
+    base = "name: x\ndata: {train: a.jsonl, test: b.jsonl}\nvariants: {raw: []}\n"
+    bad = tmp_path / "r.yaml"
+    bad.write_text(base + "engine: {engine: ray, wrokers: 2}\n")
+    with pytest.raises(DataError, match=r"r\.yaml: engine: .*wrokers: not a field of EngineConfig"):
+        load_recipe(bad)
+    bad.write_text(base + "engine: {engine: ray, workers: 0}\n")
+    with pytest.raises(DataError, match="workers"):
+        load_recipe(bad)
+    good = tmp_path / "g.yaml"
+    good.write_text(base + "engine: {engine: ray, workers: 2, gpus_per_worker: 0.5}\n")
+    recipe = load_recipe(good)
+    assert (recipe.engine_config.engine, recipe.engine_config.workers, recipe.engine_config.gpus_per_worker) == ("ray", 2, 0.5)
+    plain = tmp_path / "p.yaml"
+    plain.write_text(base)
+    assert load_recipe(plain).engine_config.engine == "local"
+    assert load_recipe(plain).model_dump(exclude={"engine"}) == recipe.model_dump(exclude={"engine"})
+
+
 def test_sample_step_is_seeded_and_gives_every_example_a_reason(tmp_path, workspace):
     examples = read_dataset(demo_data_path()).examples
     step = get_step("sample")

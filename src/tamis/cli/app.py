@@ -270,3 +270,20 @@ def _check_setting(name: str, meta: dict[str, Any]) -> Callable[[Any], Any]:
         return value
 
     return check
+
+
+# -- where per-example work runs (commands whose model calls can go to a Ray cluster) ----------------
+from tamis.engine.base import EngineConfig  # noqa: E402
+
+EngineOpt = opt(EngineConfig, "engine", "--engine")
+AddressOpt = opt(EngineConfig, "address", "--address")
+WorkersOpt = opt(EngineConfig, "workers", "--workers")
+GpusPerWorkerOpt = opt(EngineConfig, "gpus_per_worker", "--gpus-per-worker")
+CpusPerWorkerOpt = opt(EngineConfig, "cpus_per_worker", "--cpus-per-worker")
+ShardsOpt = opt(EngineConfig, "shards", "--shards")
+
+
+def engine_config(engine: str, address: str | None, workers: int | None, gpus_per_worker: float,
+                  cpus_per_worker: int, shards: str | None) -> EngineConfig:
+    return EngineConfig(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+                        cpus_per_worker=cpus_per_worker, shards=shards)

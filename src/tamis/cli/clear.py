@@ -8,7 +8,9 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, score_app,
+from tamis.cli.app import (AddressOpt, CalibrateOpt, CpusPerWorkerOpt, DryRunOpt, EngineOpt, FormatOpt,
+                           GpusPerWorkerOpt, OverwriteOpt, PlanJsonOpt, ShardsOpt, WorkersOpt, WorkspaceOpt, app,
+                           check_plan_flags, engine_config, friendly_errors, opt, out, score_app, show_plan,
                            workspace_from)
 from tamis.curate.correct import CorrectConfig
 from tamis.curate.filter import FilterRule
@@ -19,7 +21,6 @@ OutputFormatOpt = opt(FilterJob, "output_format", "--output-format")
 PushOpt = typer.Option(None, "--push-to-hub", metavar="OWNER/NAME",
                        help="Then upload the curated data, its dataset card (README.md), decisions and manifest to "
                             "this Hugging Face dataset repo (needs a token: HF_TOKEN or `hf auth login`).")
-from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
 
 
 
@@ -54,6 +55,12 @@ def score_confidence(
     judge: bool = opt(ScoreJob, "judge"),
     seed: int = opt(ConfidenceConfig, "seed"),
     limit: Optional[int] = opt(ScoreJob, "limit"),
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
+    workers: Optional[int] = WorkersOpt,
+    gpus_per_worker: float = GpusPerWorkerOpt,
+    cpus_per_worker: int = CpusPerWorkerOpt,
+    shards: Optional[str] = ShardsOpt,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -67,7 +74,8 @@ def score_confidence(
                            similarity=similarity, embedder=embedder, nli_model=nli_model, reflection=reflection,
                            seed=seed, max_prompt_chars=max_prompt_chars, max_response_chars=max_response_chars)
     job = ScoreJob(data=str(data), out=str(output) if output else None, format=format, model=model, limit=limit,
-                   baselines=baselines, judge=judge, confidence=cfg)
+                   baselines=baselines, judge=judge, confidence=cfg,
+                   engine=engine_config(engine, address, workers, gpus_per_worker, cpus_per_worker, shards))
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:
         from tamis.plan import plan_confidence

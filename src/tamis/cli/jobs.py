@@ -8,11 +8,10 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, workspace_from
-from tamis.engine.base import EngineConfig
+from tamis.cli.app import (AddressOpt, CalibrateOpt, CpusPerWorkerOpt, DryRunOpt, EngineOpt, FormatOpt,
+                           GpusPerWorkerOpt, OverwriteOpt, PlanJsonOpt, ShardsOpt, WorkersOpt, WorkspaceOpt, app,
+                           check_plan_flags, engine_config, friendly_errors, opt, out, show_plan, workspace_from)
 from tamis.pipeline.profile import ProfileConfig
-from tamis.cli.app import (CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan)
-
 
 
 @app.command()
@@ -26,12 +25,12 @@ def profile(
     likelihood: bool = opt(ProfileConfig, "likelihood"),
     embed: bool = opt(ProfileConfig, "embed"),
     limit: Optional[int] = opt(ProfileConfig, "limit"),
-    engine: str = opt(EngineConfig, "engine", "--engine"),
-    address: Optional[str] = opt(EngineConfig, "address", "--address"),
-    workers: Optional[int] = opt(EngineConfig, "workers", "--workers"),
-    gpus_per_worker: float = opt(EngineConfig, "gpus_per_worker", "--gpus-per-worker"),
-    cpus_per_worker: int = opt(EngineConfig, "cpus_per_worker", "--cpus-per-worker"),
-    shards: Optional[str] = opt(EngineConfig, "shards", "--shards"),
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
+    workers: Optional[int] = WorkersOpt,
+    gpus_per_worker: float = GpusPerWorkerOpt,
+    cpus_per_worker: int = CpusPerWorkerOpt,
+    shards: Optional[str] = ShardsOpt,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -43,9 +42,7 @@ def profile(
 
     config = ProfileConfig(data=str(data), out=str(output) if output else None, format=format, model=model,
                            embedder=embedder, likelihood=likelihood, embed=embed, limit=limit,
-                           engine=EngineConfig(engine=engine, address=address, workers=workers,
-                                               gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-                                               shards=shards))
+                           engine=engine_config(engine, address, workers, gpus_per_worker, cpus_per_worker, shards))
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:
         from tamis.plan import plan_profile

@@ -34,12 +34,12 @@ _CORRECT_KEYS = {"eta": "eta", "review_above": "review_above", "judge_k": "k", "
 @register_step("confidence_filter")
 def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
     """Keep examples whose BSDetector confidence clears the rule (default: the median, as CLEAR)."""
-    from tamis.models import load_embedder, load_llm
+    from tamis.models import load_embedder
     from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
 
     check_params("confidence_filter", params, _FILTER_KEYS)
     cfg = ConfidenceConfig(**{k: params[k] for k in _CONFIDENCE_KEYS if k in params}, seed=ctx.seed)
-    llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
+    llm = ctx.llm(params.get("model", "transformers:smollm2"))
     embedder = load_embedder(cfg.embedder, ctx.workspace) if cfg.similarity == "embedding" else None
     report = bsdetector_confidence(examples, llm, cfg, embedder=embedder)
     decisions, _ = auto_filter(report.table, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="")
@@ -54,14 +54,12 @@ def auto_correct_step(examples: list[Example], params: dict[str, Any], ctx: Step
     (``judge_k`` sampled verdicts per order), else the example stays filtered. Both models default to
     ``model`` (the bundled SmolLM2)."""
     from tamis.curate.correct import CorrectConfig, auto_correct
-    from tamis.models import load_llm
-
     check_params("auto_correct", params, _FILTER_KEYS + ("answer_model", "judge_model") + tuple(_CORRECT_KEYS))
     filtered = confidence_filter_step(examples, {k: v for k, v in params.items() if k in _FILTER_KEYS}, ctx)
     model = params.get("model", "transformers:smollm2")
     answer_spec, judge_spec = params.get("answer_model", model), params.get("judge_model", model)
-    answer = load_llm(answer_spec, ctx.workspace)
-    judge = answer if judge_spec == answer_spec else load_llm(judge_spec, ctx.workspace)
+    answer = ctx.llm(answer_spec)
+    judge = answer if judge_spec == answer_spec else ctx.llm(judge_spec)
     cfg = CorrectConfig(**{field: params[key] for key, field in _CORRECT_KEYS.items() if key in params}, seed=ctx.seed)
     decisions, counts = auto_correct(examples, filtered, answer, judge, cfg)
     atomic_write_json(ctx.out_dir / "counts.json", counts | {"actions": action_counts(decisions)})

@@ -28,10 +28,25 @@ class StepContext:
     out_dir: Path
     seed: int = 0
     resolve: Callable[[str], Path] | None = None  # the recipe's data references (paths, data-root:, split:)
+    engine: Any = None  # the recipe's ``engine:`` (a tamis.engine.EngineConfig); None: this process
 
     def path(self, ref: str) -> Path:
         """The file a step parameter names, resolved like the recipe's own data references."""
         return self.resolve(ref) if self.resolve is not None else Path(ref)
+
+    def llm(self, spec: str) -> Any:
+        """The step's model: through the workspace's call cache in this process, or, under a recipe's
+        ``engine: {engine: ray, ...}``, as blocks on the cluster (``tamis.engine.llm.EngineLLM``) with
+        shards in the step's folder (or under the engine's ``shards`` URL, by variant and step)."""
+        if self.engine is None or self.engine.engine == "local":
+            from tamis.models import load_llm
+
+            return load_llm(spec, self.workspace)
+        from tamis.engine.llm import EngineLLM
+
+        shards = (f"{self.engine.shards.rstrip('/')}/{self.out_dir.parent.name}/{self.out_dir.name}"
+                  if self.engine.shards else self.out_dir / "shards")
+        return EngineLLM(spec, self.engine, shards, str(self.workspace.root))
 
 
 def check_params(step: str, params: dict[str, Any], allowed: set[str] | tuple[str, ...]) -> None:
@@ -110,12 +125,11 @@ def likelihood_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     below the ``quantile``, default 0.25): a cheap single-signal baseline for CLEAR's filter.
     Rows the model could not score (e.g. longer than its context) go to review with the reason."""
     from tamis.curate.policy import Policy
-    from tamis.models import load_llm
     from tamis.signals.likelihood import response_likelihood
     from tamis.signals.registry import SignalSet
 
     check_params("likelihood_filter", params, ("model", "quantile"))
-    llm = load_llm(params.get("model", "transformers:smollm2"), ctx.workspace)
+    llm = ctx.llm(params.get("model", "transformers:smollm2"))
     quantile = float(params.get("quantile", 0.25))
     decisions, _ = Policy(keep=[f"loglik_mean>=q{quantile:g}"], step="").apply(
         [ex.id for ex in examples], SignalSet([response_likelihood(examples, llm)]))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tamis.settings import setting
+from tamis.settings import setting, validate
 
 ENGINES = ("local", "ray")
 TARGET_BLOCKS = 16  # aim for at least this many blocks (spreads work over workers) ...
@@ -41,6 +41,9 @@ class EngineConfig:
     cpus_per_worker: int = setting(1, "CPU cores (torch threads) per Ray worker.", range=(1, None))
     shards: str | None = setting(None, "Where block shards go: a folder or fsspec URL (s3://, gs://) that every "
                                  "node can reach [default: RUN/shards].")
+
+    def __post_init__(self) -> None:
+        validate(self)  # ranges and choices as declared above, from a recipe or the library too
 
 
 class BlockTask(Protocol):

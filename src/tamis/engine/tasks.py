@@ -28,23 +28,27 @@ def likelihood_size(item: dict[str, Any]) -> int:
     return sum(len(m["content"]) for m in item["prompt"]) + len(item["response"])
 
 
-@dataclass
-class LikelihoodTask:
-    """log p(response | prompt) for a block of items, with the model loaded once per process.
+def generation_key(prompt: Any, params: dict[str, Any]) -> str:
+    return json.dumps([prompt, params], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
-    ``workspace`` is the root whose converted models the worker loads (``$TAMIS_MODELS`` wins, as
-    everywhere); calls bypass the SQLite call cache: the shards are this engine's storage."""
+
+def prompt_size(item: dict[str, Any]) -> int:
+    """The call cache's length measure for a prompt (generation): same sort, same batches."""
+    return sum(len(m["content"]) for m in item["prompt"])
+
+
+@dataclass
+class _LLMTask:
+    """A block task holding one LLM per process. ``workspace`` is the root whose converted models the
+    worker loads (``$TAMIS_MODELS`` wins, as everywhere); calls bypass the SQLite call cache: the
+    shards are this engine's storage."""
 
     model: str
     workspace: str | None = None
-    name: str = "likelihood"
     _llm: Any = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"model": self.model, "workspace": self.workspace, "name": self.name, "_llm": None}
-
-    def fingerprint(self) -> str:
-        return f"{self.name}:{self.model}"
+        return {k: v for k, v in self.__dict__.items() if k != "_llm"} | {"_llm": None}
 
     def setup(self) -> None:
         if self._llm is None:
@@ -64,10 +68,56 @@ class LikelihoodTask:
     def info(self) -> dict[str, Any]:
         return {"identity": self._llm.identity, "tokenizer": self._llm.tokenizer}
 
+
+@dataclass
+class LikelihoodTask(_LLMTask):
+    """log p(response | prompt) for a block of (prompt, response) items."""
+
+    name: str = "likelihood"
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.model}"
+
     def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         results = self._llm.logprobs([it["prompt"] for it in items], [it["response"] for it in items])
         return [{"key": it["key"], "tokens": list(r.tokens), "logprobs": list(r.logprobs), "note": r.note,
                  "context_dropped": r.context_dropped, "skipped": r.skipped} for it, r in zip(items, results)]
+
+
+@dataclass
+class GenerateTask(_LLMTask):
+    """``params.n`` completions of each prompt of a block (``params`` as ``GenerationParams.to_dict``)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = "generate"
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.model}:{json.dumps(self.params, sort_keys=True)}"
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from tamis.models.base import GenerationParams
+
+        params = GenerationParams(**(self.params | {"stop": tuple(self.params.get("stop", ()))}))
+        outs = self._llm.generate([it["prompt"] for it in items], params)
+        return [{"key": it["key"], "samples": list(samples)} for it, samples in zip(items, outs)]
+
+
+@dataclass
+class ChoicesTask(_LLMTask):
+    """log p(first token of each choice | prompt) for a block of prompts (``tamis.signals.choices``: one
+    shared forward pass per prompt on the transformers backend, one scored response per choice else)."""
+
+    choices: tuple[str, ...] = ()
+    name: str = "choices"
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.model}:{json.dumps(list(self.choices))}"
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from tamis.signals.choices import choice_logprobs
+
+        values = choice_logprobs(self._llm, [it["prompt"] for it in items], list(self.choices))
+        return [{"key": it["key"], "logprobs": [float(x) for x in row]} for it, row in zip(items, values)]
 
 
 def embedding_items(texts: list[str]) -> list[dict[str, Any]]:

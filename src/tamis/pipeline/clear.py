@@ -19,6 +19,7 @@ from tamis.curate.correct import CorrectConfig, auto_correct
 from tamis.curate.decisions import Decision, action_counts, apply_decisions, read_decisions, write_decisions
 from tamis.curate.filter import FilterRule
 from tamis.curate.policy import Policy
+from tamis.engine.base import EngineConfig
 from tamis.errors import ConfigError, DataError
 from tamis.evaluate.detection import evaluate_signals
 from tamis.io import read_dataset, write_dataset
@@ -60,6 +61,8 @@ class ScoreJob:
     baselines: bool = setting(True, "Also compute log-likelihood, IFD, judge, length, random.")
     judge: bool = setting(True, "Include the LLM-judge 0-5 baseline.")
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
+    # where the model calls run: not a saved setting (it changes how fast, never what)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass
@@ -72,14 +75,19 @@ class ScoreResult:
 
 def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool = False) -> ScoreResult:
     out = Path(job.out) if job.out else workspace.run_dir(f"confidence-{Path(job.data).stem}")
-    settings = {k: v for k, v in asdict(job).items() if k != "out"}
+    settings = {k: v for k, v in asdict(job).items() if k not in ("out", "engine")}
     with Run("score confidence", settings, out, inputs=[job.data], overwrite=overwrite) as run:
         if run.complete:
             return ScoreResult(out, read_signals(out), run.stored_manifest()["counts"], reused=True)
         manifest = run.manifest
         examples = read_input(job.data, job.format, out, job.limit, manifest).examples
         with manifest.stage("load_models"):
-            llm = load_llm(job.model, workspace)
+            if job.engine.engine == "local":
+                llm = load_llm(job.model, workspace)
+            else:  # the model calls run as blocks on the engine's workers, shards in the run folder
+                from tamis.engine.llm import EngineLLM
+
+                llm = EngineLLM(job.model, job.engine, job.engine.shards or out / "shards", str(workspace.root))
             embedder = (load_embedder(job.confidence.embedder, workspace) if job.confidence.similarity == "embedding"
                         else None)
             nli = None
@@ -112,6 +120,10 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool
         # calls reused from the cache vs computed now (a resumed run computes only what was missing)
         manifest.count(cache_hits=workspace.cache.hits - hits0, cache_misses=workspace.cache.misses - misses0)
         manifest.count(**llm.call_stats())  # e.g. HTTP requests and retries of a server backend
+        if job.engine.engine != "local":
+            manifest.count(**llm.counts())
+            manifest.data["engine"] = {"engine": job.engine.engine, "address": job.engine.address,
+                                       "shards": llm.shards, "calls": [name for name, _ in llm.calls]}
         manifest.data["notes"] = note_counts(table)
         with manifest.stage("write"):
             manifest.output("signals", table.write(out))

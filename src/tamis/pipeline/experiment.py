@@ -67,7 +67,7 @@ def build_variant(recipe: Recipe, name: str, train: list[Example], workspace: Wo
     for i, step in enumerate(recipe.variants[name].steps):
         (step_name, params), = step.items()
         ctx = StepContext(workspace=workspace, out_dir=folder / f"step{i}-{step_name}", seed=recipe.seeds[0],
-                          resolve=recipe.path)
+                          resolve=recipe.path, engine=recipe.engine_config)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         decisions = get_step(step_name)(examples, params, ctx)
         examples, dropped = apply_decisions(examples, decisions)
@@ -98,7 +98,7 @@ def run_experiment(recipe: Recipe, workspace: Workspace, out: str | Path | None 
     returned as it is; a folder made with another recipe is refused unless ``overwrite``, and even then
     every variant, training and evaluation whose own inputs are unchanged is reused."""
     out_dir = Path(out) if out else workspace.run_dir(f"experiment-{slug(recipe.name)}")
-    with Run("experiment run", recipe.model_dump(), out_dir, overwrite=overwrite) as run:
+    with Run("experiment run", recipe.model_dump(exclude={"engine"}), out_dir, overwrite=overwrite) as run:
         if run.complete and (out_dir / "results.jsonl").is_file() and (out_dir / "comparison.json").is_file():
             rows = [json.loads(line) for line in open(out_dir / "results.jsonl", encoding="utf-8")]
             comparison = json.loads((out_dir / "comparison.json").read_text(encoding="utf-8"))

@@ -165,6 +165,9 @@ class Recipe(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     compare: CompareSpec = Field(default_factory=CompareSpec)
+    # where the steps' model calls run (tamis.engine.EngineConfig's fields: engine, address, workers, ...);
+    # not part of the study's identity: it changes how fast, never what
+    engine: dict[str, Any] = Field(default_factory=dict)
     base_dir: str = "."
     _splits: dict[str, Path] = PrivateAttr(default_factory=dict)  # split:NAME -> file, set by the runner
 
@@ -179,6 +182,21 @@ class Recipe(BaseModel):
             raise ValueError(f"{owned[0]}: set by the study (top-level models: and seeds:), not under train")
         dataclass_config(SFTSettings, train)
         return train
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, engine: dict[str, Any]) -> dict[str, Any]:
+        from tamis.engine.base import EngineConfig
+
+        dataclass_config(EngineConfig, engine, "engine.")
+        return engine
+
+    @property
+    def engine_config(self) -> Any:
+        """The ``engine:`` mapping as a tamis.engine.EngineConfig (defaults: this process)."""
+        from tamis.engine.base import EngineConfig
+
+        return dataclass_config(EngineConfig, self.engine, "engine.")
 
     @field_validator("variants", mode="before")
     @classmethod

@@ -36,7 +36,7 @@ def choice_logprobs(llm: LLM, prompts: list[ChatMessages], choices: list[str]) -
     from tamis.models.hf import TransformersLLM
 
     if isinstance(backend, TransformersLLM):
-        return _shared_forward(backend, cache, prompts, choices)
+        return _shared_forward(backend, cache, prompts, choices, getattr(llm, "chunk_size", None))
     flat_prompts = [p for p in prompts for _ in choices]
     flat_choices = [c for _ in prompts for c in choices]
     scored = llm.logprobs(flat_prompts, flat_choices)
@@ -44,7 +44,10 @@ def choice_logprobs(llm: LLM, prompts: list[ChatMessages], choices: list[str]) -
     return np.asarray(values, dtype=np.float64).reshape(len(prompts), len(choices))
 
 
-def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: list[str]) -> np.ndarray:
+def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: list[str],
+                    chunk_size: int | None = None) -> np.ndarray:
+    """Through the cache in the caching wrapper's chunks (``commit_every=`` honoured), so the Ray
+    engine, which cuts its blocks the same way, runs the same batches."""
     from tamis.models.cached import cached_map, commit_chunk_size, meter
 
     def compute(chunk: list[ChatMessages]) -> list[list[float]]:
@@ -56,7 +59,7 @@ def _shared_forward(llm: Any, cache: Any, prompts: list[ChatMessages], choices: 
         cache, prompts,
         key=lambda p: cache_key(llm.identity, "choice_logprobs", p, choices),
         compute=compute, size=lambda p: sum(len(m["content"]) for m in p),
-        chunk_size=commit_chunk_size(llm), description="reading choice probabilities",
+        chunk_size=chunk_size or commit_chunk_size(llm), description="reading choice probabilities",
         meter=meter(cache, llm, "choices", "count_choices"),
     )
     return np.asarray(values, dtype=np.float64)
