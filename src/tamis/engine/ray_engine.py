@@ -11,6 +11,7 @@ and a rerun computes only the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -107,6 +108,8 @@ class RayEngine:
         actors: list[Any] = []
         try:
             n = self.n_workers(ray)
+            if hasattr(task, "workers_sharing"):  # a served model's concurrency is shared by the workers
+                task = dataclasses.replace(task, workers_sharing=n)
             env = {k: v for k, v in os.environ.items() if k.startswith("TAMIS_") or k in ("HF_HUB_OFFLINE",
                                                                                        "TRANSFORMERS_OFFLINE")}
             actor_cls = ray.remote(num_cpus=self.config.cpus_per_worker, num_gpus=self.config.gpus_per_worker,

@@ -46,23 +46,42 @@ class _LLMTask:
     model: str
     workspace: str | None = None
     _llm: Any = field(default=None, repr=False, compare=False)
+    # workers sharing a served model's ``concurrency`` (set by the Ray engine): each keeps
+    # ceil(concurrency / workers_sharing) requests in flight, so the cluster never exceeds the spec's
+    workers_sharing: int = 1
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_llm"} | {"_llm": None}
+
+    def worker_spec(self) -> str:
+        """The spec this worker loads: an ``openai:`` spec's concurrency is this worker's share."""
+        from tamis.models.base import ModelSpec
+
+        spec = ModelSpec.parse(self.model)
+        if spec.backend != "openai" or self.workers_sharing <= 1:
+            return self.model
+        total = int(spec.options.get("concurrency", 8))
+        share = max(1, -(-total // self.workers_sharing))
+        return str(ModelSpec(spec.backend, spec.model, {**spec.options, "concurrency": str(share)}))
 
     def setup(self) -> None:
         if self._llm is None:
             from tamis.models import load_llm
             from tamis.store import Workspace
 
-            self._llm = load_llm(self.model, Workspace(self.workspace) if self.workspace else None, cache=False)
+            self._llm = load_llm(self.worker_spec(), Workspace(self.workspace) if self.workspace else None, cache=False)
 
     def batch_bound(self) -> int:
-        """The call cache's chunk for this backend: its batch (``commit_every=`` wins), at least 4."""
+        """The call cache's chunk for this backend: its batch (``commit_every=`` wins), at least 4; for a
+        served model the whole spec's concurrency, not this worker's share (the same blocks whatever
+        the number of workers)."""
         from tamis.models.base import ModelSpec
-        from tamis.models.cached import commit_chunk_size
+        from tamis.models.cached import MIN_CHUNK, commit_chunk_size
 
-        every = ModelSpec.parse(self.model).options.get("commit_every")
+        spec = ModelSpec.parse(self.model)
+        every = spec.options.get("commit_every")
+        if every is None and spec.backend == "openai":
+            return max(MIN_CHUNK, int(spec.options.get("concurrency", 8)))
         return commit_chunk_size(self._llm, int(every) if every else None)
 
     def info(self) -> dict[str, Any]:
