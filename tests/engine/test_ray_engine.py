@@ -304,3 +304,35 @@ def test_a_served_models_concurrency_is_one_limit_for_the_whole_cluster(cluster,
         server.shutdown()
     assert out == [["hi"]] * 48 and state["served"] == 48
     assert 2 < state["most"] <= 4, state  # both workers' shares in flight at once, never more than the spec's
+
+
+@pytest.mark.slow
+def test_generate_instructions_on_ray_matches_the_local_path(cluster, tmp_path, models_dir):
+    """``tamis generate instructions --engine ray``: both generation calls (instructions, then their
+    responses) run on two workers and give the local path's rows."""
+    import torch
+
+    from tamis.generate import InstructionConfig, generate_instructions
+    from tamis.io import read_dataset
+    from tamis.models import load_llm
+    from tamis.store import Workspace
+
+    topics = ["baking bread", "learning to swim"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker has
+    try:
+        local = generate_instructions(topics, load_llm(SPEC, Workspace(tmp_path / "ws-local")),
+                                      InstructionConfig(n_per_topic=2, max_tokens=48))
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "ray"
+    cmd = [sys.executable, "-m", "tamis.cli", "generate", "instructions", "--topic", topics[0], "--topic", topics[1],
+           "--n-per-topic", "2", "--max-tokens", "48", "--model", SPEC, "--out", str(out), "--workspace",
+           str(tmp_path / "ws-ray"), "--engine", "ray", "--address", cluster, "--workers", "2"]
+    env = os.environ | {"TAMIS_MODELS": str(models_dir), "TAMIS_PROGRESS": "0"}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert local.examples, "the local path generated nothing usable: the comparison would be empty"
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert [ex.messages for ex in read_dataset(out / "generated.jsonl").examples] == [ex.messages for ex in local.examples]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["engine"]["calls"] == ["01-generate", "02-generate"]

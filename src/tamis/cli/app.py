@@ -120,6 +120,32 @@ ConfigOpt = typer.Option(None, "--config", help="YAML file of option values (key
                          "line wins).", is_eager=True, callback=_load_config, exists=True, dir_okay=False)
 
 
+class _EngineOptions:
+    """The default of a command's ``engine`` parameter: ``friendly_errors`` replaces that parameter with
+    the engine options (``--engine``, ``--address``, ``--workers``, ``--gpus-per-worker``,
+    ``--cpus-per-worker``, ``--shards``) and hands the command one ``EngineConfig``."""
+
+
+EngineOptions: Any = _EngineOptions()
+ENGINE_FIELDS = ("engine", "address", "workers", "gpus_per_worker", "cpus_per_worker", "shards")
+
+
+def _engine_parameters() -> list[inspect.Parameter]:
+    from tamis.engine.base import EngineConfig
+
+    types = {"engine": str, "address": Optional[str], "workers": Optional[int], "gpus_per_worker": float,
+             "cpus_per_worker": int, "shards": Optional[str]}
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=types[name],
+                              default=opt(EngineConfig, name, "--" + name.replace("_", "-")))
+            for name in ENGINE_FIELDS]
+
+
+def _engine_config(values: dict[str, Any]) -> Any:
+    from tamis.engine.base import EngineConfig
+
+    return EngineConfig(**values)
+
+
 def friendly_errors(fn: F) -> F:
     """Give a command ``--config FILE.yaml`` (and, when it reads a data set, ``--columns``) and turn
     expected failures (any ``TamisError``) into one clear line on stderr and exit code 2."""
@@ -131,6 +157,8 @@ def friendly_errors(fn: F) -> F:
         from tamis.settings import COLUMN_MAP
 
         kwargs.pop("config", None)
+        if takes_engine:
+            kwargs["engine"] = _engine_config({name: kwargs.pop(name) for name in ENGINE_FIELDS})
         token = COLUMN_MAP.set(kwargs.pop("columns", None) if add_columns else None)
         try:
             return fn(*args, **kwargs)
@@ -155,7 +183,12 @@ def friendly_errors(fn: F) -> F:
         if getattr(info, "help", None) and not getattr(info, "_tamis_escaped", False):
             info.help = escape(info.help)
             info._tamis_escaped = True
-    extra = []
+    takes_engine = "engine" in signature.parameters and signature.parameters["engine"].default is EngineOptions
+    params = [p for name, p in signature.parameters.items() if not (takes_engine and name == "engine")]
+    extra = _engine_parameters() if takes_engine else []
+    if takes_engine:  # typer reads types from the annotations: the engine's are its options' now
+        wrapper.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "engine"} | {
+            p.name: p.annotation for p in extra}
     if add_columns:
         extra.append(inspect.Parameter("columns", inspect.Parameter.KEYWORD_ONLY, default=ColumnsOpt,
                                        annotation=Optional[str]))
@@ -163,7 +196,7 @@ def friendly_errors(fn: F) -> F:
         extra.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=ConfigOpt,
                                        annotation=Optional[Path]))
     if extra:
-        wrapper.__signature__ = signature.replace(parameters=list(signature.parameters.values()) + extra)  # type: ignore[attr-defined]
+        wrapper.__signature__ = signature.replace(parameters=params + extra)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
@@ -270,20 +303,3 @@ def _check_setting(name: str, meta: dict[str, Any]) -> Callable[[Any], Any]:
         return value
 
     return check
-
-
-# -- where per-example work runs (commands whose model calls can go to a Ray cluster) ----------------
-from tamis.engine.base import EngineConfig  # noqa: E402
-
-EngineOpt = opt(EngineConfig, "engine", "--engine")
-AddressOpt = opt(EngineConfig, "address", "--address")
-WorkersOpt = opt(EngineConfig, "workers", "--workers")
-GpusPerWorkerOpt = opt(EngineConfig, "gpus_per_worker", "--gpus-per-worker")
-CpusPerWorkerOpt = opt(EngineConfig, "cpus_per_worker", "--cpus-per-worker")
-ShardsOpt = opt(EngineConfig, "shards", "--shards")
-
-
-def engine_config(engine: str, address: str | None, workers: int | None, gpus_per_worker: float,
-                  cpus_per_worker: int, shards: str | None) -> EngineConfig:
-    return EngineConfig(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
-                        cpus_per_worker=cpus_per_worker, shards=shards)

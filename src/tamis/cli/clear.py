@@ -8,10 +8,9 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import (AddressOpt, CalibrateOpt, CpusPerWorkerOpt, DryRunOpt, EngineOpt, FormatOpt,
-                           GpusPerWorkerOpt, OverwriteOpt, PlanJsonOpt, ShardsOpt, WorkersOpt, WorkspaceOpt, app,
-                           check_plan_flags, engine_config, friendly_errors, opt, out, score_app, show_plan,
-                           workspace_from)
+from tamis.cli.app import (CalibrateOpt, DryRunOpt, EngineOptions, FormatOpt, OverwriteOpt, PlanJsonOpt, WorkspaceOpt,
+                           app, check_plan_flags, friendly_errors, opt, out, score_app, show_plan, workspace_from)
+from tamis.engine.base import EngineConfig
 from tamis.curate.correct import CorrectConfig
 from tamis.curate.filter import FilterRule
 from tamis.pipeline.clear import CorrectJob, DetectorJob, FilterJob, ScoreJob
@@ -55,12 +54,7 @@ def score_confidence(
     judge: bool = opt(ScoreJob, "judge"),
     seed: int = opt(ConfidenceConfig, "seed"),
     limit: Optional[int] = opt(ScoreJob, "limit"),
-    engine: str = EngineOpt,
-    address: Optional[str] = AddressOpt,
-    workers: Optional[int] = WorkersOpt,
-    gpus_per_worker: float = GpusPerWorkerOpt,
-    cpus_per_worker: int = CpusPerWorkerOpt,
-    shards: Optional[str] = ShardsOpt,
+    engine: EngineConfig = EngineOptions,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -75,7 +69,7 @@ def score_confidence(
                            seed=seed, max_prompt_chars=max_prompt_chars, max_response_chars=max_response_chars)
     job = ScoreJob(data=str(data), out=str(output) if output else None, format=format, model=model, limit=limit,
                    baselines=baselines, judge=judge, confidence=cfg,
-                   engine=engine_config(engine, address, workers, gpus_per_worker, cpus_per_worker, shards))
+                   engine=engine)
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:
         from tamis.plan import plan_confidence

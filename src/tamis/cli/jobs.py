@@ -8,9 +8,9 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import (AddressOpt, CalibrateOpt, CpusPerWorkerOpt, DryRunOpt, EngineOpt, FormatOpt,
-                           GpusPerWorkerOpt, OverwriteOpt, PlanJsonOpt, ShardsOpt, WorkersOpt, WorkspaceOpt, app,
-                           check_plan_flags, engine_config, friendly_errors, opt, out, show_plan, workspace_from)
+from tamis.cli.app import (CalibrateOpt, DryRunOpt, EngineOptions, FormatOpt, OverwriteOpt, PlanJsonOpt, WorkspaceOpt,
+                           app, check_plan_flags, friendly_errors, opt, out, show_plan, workspace_from)
+from tamis.engine.base import EngineConfig
 from tamis.pipeline.profile import ProfileConfig
 
 
@@ -25,12 +25,7 @@ def profile(
     likelihood: bool = opt(ProfileConfig, "likelihood"),
     embed: bool = opt(ProfileConfig, "embed"),
     limit: Optional[int] = opt(ProfileConfig, "limit"),
-    engine: str = EngineOpt,
-    address: Optional[str] = AddressOpt,
-    workers: Optional[int] = WorkersOpt,
-    gpus_per_worker: float = GpusPerWorkerOpt,
-    cpus_per_worker: int = CpusPerWorkerOpt,
-    shards: Optional[str] = ShardsOpt,
+    engine: EngineConfig = EngineOptions,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -42,7 +37,7 @@ def profile(
 
     config = ProfileConfig(data=str(data), out=str(output) if output else None, format=format, model=model,
                            embedder=embedder, likelihood=likelihood, embed=embed, limit=limit,
-                           engine=engine_config(engine, address, workers, gpus_per_worker, cpus_per_worker, shards))
+                           engine=engine)
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:
         from tamis.plan import plan_profile

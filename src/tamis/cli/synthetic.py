@@ -10,9 +10,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, _check_model_spec, app, experiment_app,
-                           friendly_errors, opt, out, score_app, workspace_from)
-from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
+from tamis.cli.app import (CalibrateOpt, _check_model_spec, DryRunOpt, EngineOptions, FormatOpt, OverwriteOpt,
+                           PlanJsonOpt, WorkspaceOpt, app, check_plan_flags, experiment_app, friendly_errors, opt,
+                           out, score_app, show_plan, workspace_from)
+from tamis.engine.base import EngineConfig
 from tamis.generate.conversations import DialogueConfig, InstructionConfig
 from tamis.generate.labelled import LabelledGenerationConfig
 from tamis.generate.nearcopy import NearCopyConfig
@@ -38,11 +39,21 @@ def _reused(run) -> bool:
     return run.complete
 
 
-def _write_generation(result, run) -> None:
+def _generator(model: str, ws, run, engine):
+    """The generator: in this process through the call cache, or on the engine (shards in the run folder)."""
+    from tamis.engine.llm import stage_llm
+
+    return stage_llm(model, ws, engine, engine.shards or run.out / "shards")
+
+
+def _write_generation(result, run, llm) -> None:
     """A generation run folder: generated.jsonl, rejected.jsonl (decisions with reasons), manifest.json."""
     from tamis.curate.decisions import write_decisions
+    from tamis.engine.llm import record_engine
     from tamis.errors import DataError
     from tamis.io import write_dataset
+
+    record_engine(run.manifest, llm)
 
     out_path, rejected = run.out / "generated.jsonl", run.out / "rejected.jsonl"
     kind = result.examples[0].kind if result.examples else "labelled"
@@ -95,6 +106,7 @@ def labelled(
     seed: int = opt(LabelledGenerationConfig, "seed"),
     embedding_threshold: Optional[float] = opt(NearCopyConfig, "embedding_threshold"),
     rouge_threshold: Optional[float] = opt(NearCopyConfig, "rouge_threshold"),
+    engine: EngineConfig = EngineOptions,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -104,7 +116,7 @@ def labelled(
     """Generate labelled texts zero- or few-shot; near-copies and unusable replies are rejected and counted."""
     from tamis.generate import generate_labelled, load_task
     from tamis.io import read_dataset
-    from tamis.models import load_embedder, load_llm
+    from tamis.models import load_embedder
 
     ws = workspace_from(workspace)
     cfg = load_task(task)
@@ -131,14 +143,14 @@ def labelled(
                          [examples], overwrite) as run:
         if _reused(run):
             return
-        llm = load_llm(model, ws)
+        llm = _generator(model, ws, run, engine)
         emb = load_embedder(embedder, ws) if near.embedding_threshold is not None else None
         run.manifest.model("generator", llm.identity)
         if emb is not None:
             run.manifest.model("embedder", emb.identity)
         with run.manifest.stage("generate"):
             result = generate_labelled(cfg, llm, gen, pool=pool, embedder=emb)
-        _write_generation(result, run)
+        _write_generation(result, run, llm)
 
 
 @generate_app.command("instructions")
@@ -153,6 +165,7 @@ def instructions(
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     seed: int = opt(InstructionConfig, "seed"),
+    engine: EngineConfig = EngineOptions,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -161,8 +174,6 @@ def instructions(
 ) -> None:
     """Instruction-response pairs (chat rows) from seed topics."""
     from tamis.generate import generate_instructions
-    from tamis.models import load_llm
-
     ws = workspace_from(workspace)
     found = _topics(topic, topics)
     cfg = InstructionConfig(n_per_topic=n_per_topic, temperature=temperature, max_tokens=max_tokens,
@@ -180,9 +191,9 @@ def instructions(
                          overwrite) as run:
         if _reused(run):
             return
-        llm = load_llm(model, ws)
+        llm = _generator(model, ws, run, engine)
         run.manifest.model("generator", llm.identity)
-        _write_generation(generate_instructions(found, llm, cfg), run)
+        _write_generation(generate_instructions(found, llm, cfg), run, llm)
 
 
 @generate_app.command("dialogues")
@@ -197,6 +208,7 @@ def dialogues(
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace run folder]."),
     model: str = ModelOpt,
     seed: int = opt(DialogueConfig, "seed"),
+    engine: EngineConfig = EngineOptions,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -205,8 +217,6 @@ def dialogues(
 ) -> None:
     """Multi-turn dialogues (chat rows) from seed topics, for post-editing."""
     from tamis.generate import generate_dialogues
-    from tamis.models import load_llm
-
     ws = workspace_from(workspace)
     found = _topics(topic, topics)
     cfg = DialogueConfig(n_per_topic=n_per_topic, n_turns=turns, temperature=temperature, max_tokens=max_tokens,
@@ -223,10 +233,10 @@ def dialogues(
                          overwrite) as run:
         if _reused(run):
             return
-        llm = load_llm(model, ws)
+        llm = _generator(model, ws, run, engine)
         run.manifest.model("generator", llm.identity)
         result = generate_dialogues(found, llm, cfg)
-        _write_generation(result, run)
+        _write_generation(result, run, llm)
 
 
 @score_app.command("diversity")

@@ -38,15 +38,11 @@ class StepContext:
         """The step's model: through the workspace's call cache in this process, or, under a recipe's
         ``engine: {engine: ray, ...}``, as blocks on the cluster (``tamis.engine.llm.EngineLLM``) with
         shards in the step's folder (or under the engine's ``shards`` URL, by variant and step)."""
-        if self.engine is None or self.engine.engine == "local":
-            from tamis.models import load_llm
-
-            return load_llm(spec, self.workspace)
-        from tamis.engine.llm import EngineLLM
+        from tamis.engine.llm import stage_llm
 
         shards = (f"{self.engine.shards.rstrip('/')}/{self.out_dir.parent.name}/{self.out_dir.name}"
-                  if self.engine.shards else self.out_dir / "shards")
-        return EngineLLM(spec, self.engine, shards, str(self.workspace.root))
+                  if self.engine is not None and self.engine.shards else self.out_dir / "shards")
+        return stage_llm(spec, self.workspace, self.engine, shards)
 
 
 def check_params(step: str, params: dict[str, Any], allowed: set[str] | tuple[str, ...]) -> None:

@@ -110,3 +110,21 @@ class EngineLLM(LLM):
                 "engine_blocks_reused": sum(s.blocks_reused for _, s in self.calls),
                 "engine_blocks_computed": sum(s.blocks_computed for _, s in self.calls),
                 "engine_workers": max((s.workers for _, s in self.calls), default=0)}
+
+
+def stage_llm(model: str, workspace: Any, engine: EngineConfig | None, shards: str | Path) -> LLM:
+    """A stage's model: through the workspace's call cache in this process (``engine`` local or None),
+    or an ``EngineLLM`` on the engine with its shards under ``shards``."""
+    if engine is None or engine.engine == "local":
+        from tamis.models import load_llm
+
+        return load_llm(model, workspace)
+    return EngineLLM(model, engine, shards, str(workspace.root) if workspace is not None else None)
+
+
+def record_engine(manifest: Any, llm: LLM) -> None:
+    """An engine-served model's calls and blocks in a run's manifest (nothing for a local model)."""
+    if isinstance(llm, EngineLLM):
+        manifest.count(**llm.counts())
+        manifest.data["engine"] = {"engine": llm.config.engine, "address": llm.config.address, "shards": llm.shards,
+                                   "calls": [name for name, _ in llm.calls]}

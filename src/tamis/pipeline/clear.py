@@ -20,6 +20,7 @@ from tamis.curate.decisions import Decision, action_counts, apply_decisions, rea
 from tamis.curate.filter import FilterRule
 from tamis.curate.policy import Policy
 from tamis.engine.base import EngineConfig
+from tamis.engine.llm import record_engine, stage_llm
 from tamis.errors import ConfigError, DataError
 from tamis.evaluate.detection import evaluate_signals
 from tamis.io import read_dataset, write_dataset
@@ -82,12 +83,7 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool
         manifest = run.manifest
         examples = read_input(job.data, job.format, out, job.limit, manifest).examples
         with manifest.stage("load_models"):
-            if job.engine.engine == "local":
-                llm = load_llm(job.model, workspace)
-            else:  # the model calls run as blocks on the engine's workers, shards in the run folder
-                from tamis.engine.llm import EngineLLM
-
-                llm = EngineLLM(job.model, job.engine, job.engine.shards or out / "shards", str(workspace.root))
+            llm = stage_llm(job.model, workspace, job.engine, job.engine.shards or out / "shards")
             embedder = (load_embedder(job.confidence.embedder, workspace) if job.confidence.similarity == "embedding"
                         else None)
             nli = None
@@ -120,10 +116,7 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool
         # calls reused from the cache vs computed now (a resumed run computes only what was missing)
         manifest.count(cache_hits=workspace.cache.hits - hits0, cache_misses=workspace.cache.misses - misses0)
         manifest.count(**llm.call_stats())  # e.g. HTTP requests and retries of a server backend
-        if job.engine.engine != "local":
-            manifest.count(**llm.counts())
-            manifest.data["engine"] = {"engine": job.engine.engine, "address": job.engine.address,
-                                       "shards": llm.shards, "calls": [name for name, _ in llm.calls]}
+        record_engine(manifest, llm)
         manifest.data["notes"] = note_counts(table)
         with manifest.stage("write"):
             manifest.output("signals", table.write(out))
