@@ -93,6 +93,15 @@ def seed(url: str, n_annotators: int, n_items: int, tmp: Path) -> int:
     return pid
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 async def annotator(base: str, name: str, pid: int, deadline_box: list[float], ready: asyncio.Event,
                     lat: dict[str, list[float]], acked: list[tuple[int, int, str]], think: float,
                     logins: asyncio.Semaphore) -> None:
@@ -204,7 +213,9 @@ def run(kind: str, n: int, duration: float, think: float, flood: int = 0, py_spy
                                    stderr=subprocess.STDOUT)
             print(f"py-spy: {out}", flush=True)
         try:
+            cpu0 = _cpu_seconds(proc.pid)
             lat, acked, elapsed = asyncio.run(drive(base, pid, n, duration, think, flood))
+            server_cpu = _cpu_seconds(proc.pid) - cpu0
         finally:
             if spy is not None:
                 import signal
@@ -220,7 +231,11 @@ def run(kind: str, n: int, duration: float, think: float, flood: int = 0, py_spy
         found = sum(1 for a, v, text in acked if stored.get((a, v)) == text)
         all_lat = np.array(lat["load"] + lat["save"] + lat["next"]) * 1000
         saves = np.array(lat["save"]) * 1000
+        loads, nexts = np.array(lat["load"]) * 1000, np.array(lat["next"] or [0.0]) * 1000
         result = {"requests": len(all_lat), "rps": len(all_lat) / elapsed, "p50_ms": float(np.percentile(all_lat, 50)),
+                  "load_p50_ms": float(np.percentile(loads, 50)), "load_p99_ms": float(np.percentile(loads, 99)),
+                  "next_p50_ms": float(np.percentile(nexts, 50)), "next_p99_ms": float(np.percentile(nexts, 99)),
+                  "server_cpu_per_s": server_cpu / elapsed,
                   "p99_ms": float(np.percentile(all_lat, 99)), "save_p50_ms": float(np.percentile(saves, 50)),
                   "save_p99_ms": float(np.percentile(saves, 99)), "saves_acked": len(acked), "saves_found": found,
                   "rows_in_db": len(stored), "errors": len(lat.get("errors", [])),
@@ -231,7 +246,9 @@ def run(kind: str, n: int, duration: float, think: float, flood: int = 0, py_spy
         print(f"{kind:10s} {n} annotators {elapsed:.0f}s think {think}s{flood_note}: {result['requests']} requests, "
               f"{result['rps']:.0f} req/s, "
               f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms (saves p50 {result['save_p50_ms']:.1f}"
-              f" / p99 {result['save_p99_ms']:.1f} ms); saves acknowledged {len(acked)}, found in DB {found}"
+              f" / p99 {result['save_p99_ms']:.1f} ms; page loads {result['load_p50_ms']:.1f} / "
+              f"{result['load_p99_ms']:.1f} ms; claims {result['next_p50_ms']:.1f} / {result['next_p99_ms']:.1f} ms;"
+              f" server CPU {result['server_cpu_per_s']:.2f} cores); saves acknowledged {len(acked)}, found in DB {found}"
               f" (rows {len(stored)}), errors {result['errors']}", flush=True)
         return result
     finally:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
@@ -50,21 +52,36 @@ def _free_slot(db: Session, item_id: int, overlap: int) -> int | None:
     return next((s for s in range(overlap) if s not in used), None)
 
 
-def next_assignment(db: Session, project: Project, user: User) -> Assignment | None:
+def _open_assignment(db: Session, project_id: int, user_id: int) -> Assignment | None:
+    return db.scalar(select(Assignment).where(Assignment.project_id == project_id,
+                                              Assignment.user_id == user_id, Assignment.status == "open")
+                     .order_by(Assignment.id).limit(1))
+
+
+def _first_free_item(db: Session, project: Project, user: User, overlap: int) -> Item | None:
+    mine = select(Assignment.item_id).where(Assignment.user_id == user.id, Assignment.project_id == project.id)
+    taken = (select(func.count()).select_from(Assignment)
+             .where(Assignment.item_id == Item.id, Assignment.slot.is_not(None)).scalar_subquery())
+    return db.scalar(select(Item).where(Item.project_id == project.id, Item.id.not_in(mine),
+                                        taken < overlap).order_by(Item.position).limit(1))
+
+
+def next_assignment(db: Session, project: Project, user: User, *,
+                    write: Callable[..., Any] | None = None) -> Assignment | None:
     """The annotator's open item, or a newly claimed one (first item with a free slot), or, when nothing
-    new is left, the oldest item they skipped that still has a free slot (skipped items come back)."""
-    open_one = db.scalar(select(Assignment).where(Assignment.project_id == project.id,
-                                                  Assignment.user_id == user.id, Assignment.status == "open")
-                         .order_by(Assignment.id).limit(1))
+    new is left, the oldest item they skipped that still has a free slot (skipped items come back).
+
+    ``db`` is a write session (everything in one write transaction), or, with ``write`` (``Database.write_tx``),
+    a read session: the choice is made in read transactions and only the claim itself is written (the
+    unique (item, slot) and (item, user) constraints settle races; a lost race looks again)."""
+    if write is not None:
+        return _claim_short(db, project, user, write)
+    open_one = _open_assignment(db, project.id, user.id)
     if open_one is not None:
         return open_one
     overlap = effective_overlap(db, project)
     for _ in range(CLAIM_RETRIES):
-        mine = select(Assignment.item_id).where(Assignment.user_id == user.id, Assignment.project_id == project.id)
-        taken = (select(func.count()).select_from(Assignment)
-                 .where(Assignment.item_id == Item.id, Assignment.slot.is_not(None)).scalar_subquery())
-        item = db.scalar(select(Item).where(Item.project_id == project.id, Item.id.not_in(mine),
-                                            taken < overlap).order_by(Item.position).limit(1))
+        item = _first_free_item(db, project, user, overlap)
         if item is None:
             return _reopen_skipped(db, project, user, overlap)
         slot = _free_slot(db, item.id, overlap)
@@ -79,6 +96,54 @@ def next_assignment(db: Session, project: Project, user: User) -> Assignment | N
         except IntegrityError:  # someone took that slot (or we raced ourselves in another tab)
             db.rollback()
     return None
+
+
+def _claim_short(db: Session, project: Project, user: User, write: Callable[..., Any]) -> Assignment | None:
+    project_id, user_id = project.id, user.id
+    for _ in range(CLAIM_RETRIES):
+        db.commit()  # end the read snapshot: see what others have claimed since
+        open_one = _open_assignment(db, project_id, user_id)
+        if open_one is not None:
+            return open_one
+        overlap = effective_overlap(db, project)
+        item = _first_free_item(db, project, user, overlap)
+        if item is None:
+            return write(_reopen_skipped_tx, project_id, user_id, overlap)
+        slot = _free_slot(db, item.id, overlap)
+        if slot is None:
+            continue
+        return write(_claim_tx, project_id, user_id, item.id, slot)
+    return write(_claim_tx_full, project_id, user_id)
+
+
+def _claim_tx_full(db: Session, project_id: int, user_id: int) -> Assignment | None:
+    project, user = db.get(Project, project_id), db.get(User, user_id)
+    return next_assignment(db, project, user) if project is not None and user is not None else None
+
+
+def _claim_tx(db: Session, project_id: int, user_id: int, item_id: int, slot: int) -> Assignment | None:
+    """Write transaction: claim ``slot`` of the item, unless this user got an open item meanwhile (another
+    tab). When the slot was taken since it was chosen, choose again here, under the write lock (with the
+    one writer of SQLite nobody can take it meanwhile); None only when nothing is left."""
+    open_one = _open_assignment(db, project_id, user_id)
+    if open_one is not None:
+        return open_one
+    assignment = Assignment(item_id=item_id, user_id=user_id, project_id=project_id, slot=slot)
+    db.add(assignment)
+    try:
+        db.commit()
+        return assignment
+    except IntegrityError:
+        db.rollback()
+    project, user = db.get(Project, project_id), db.get(User, user_id)
+    return next_assignment(db, project, user) if project is not None and user is not None else None
+
+
+def _reopen_skipped_tx(db: Session, project_id: int, user_id: int, overlap: int) -> Assignment | None:
+    project, user = db.get(Project, project_id), db.get(User, user_id)
+    if project is None or user is None:
+        return None
+    return _open_assignment(db, project_id, user_id) or _reopen_skipped(db, project, user, overlap)
 
 
 def _reopen_skipped(db: Session, project: Project, user: User, overlap: int) -> Assignment | None:
@@ -139,8 +204,9 @@ def time_on_item(assignment: Assignment, latest: Version | None, opened_at: floa
     return max(0.0, min(now - since, TIME_CAP_S))
 
 
-def check_save_budget(db: Session, user: User, chars: int) -> None:
+def check_save_budget(db: Session, user: User | int, chars: int) -> None:
     """Per-user limits: one save's size, saves per minute, characters per hour (raises TooMuch)."""
+    user_id = user if isinstance(user, int) else user.id
     if chars > SAVE_MAX_CHARS:
         raise TooMuch(f"This save holds {chars:,} characters; the limit is {SAVE_MAX_CHARS:,}.", 413)
     now = utcnow()
@@ -149,7 +215,7 @@ def check_save_budget(db: Session, user: User, chars: int) -> None:
         select(func.coalesce(func.sum(case((Version.created_at >= minute_ago, 1), else_=0)), 0),
                func.coalesce(func.sum(Version.chars), 0))
         .join(Assignment, Assignment.id == Version.assignment_id)
-        .where(Assignment.user_id == user.id, Version.created_at >= now - timedelta(hours=1))).one()
+        .where(Assignment.user_id == user_id, Version.created_at >= now - timedelta(hours=1))).one()
     if n_minute >= SAVES_PER_MINUTE:
         raise TooMuch(f"More than {SAVES_PER_MINUTE} saves in a minute; wait a moment and save again.")
     if volume + chars > SAVE_CHARS_PER_HOUR:
@@ -173,14 +239,54 @@ def suggestion_outcome(item: Item, messages: list[dict[str, str]], edit_roles: l
 
 
 def save_version(db: Session, project: Project, item: Item, assignment: Assignment, edit: Edit,
-                 *, user: User | None = None) -> Version:
+                 *, user: User | None = None, write: Callable[..., Any] | None = None) -> Version:
     """Append a version (optimistic concurrency on ``edit.base``; per-user size and rate limits when
-    ``user`` is given); commits before returning. One write transaction per save: a variant that checked
-    in a read transaction and took the write lock only to insert was slower on the load bench
-    (docs/BENCHMARKS.md, studio section)."""
+    ``user`` is given); commits before returning.
+
+    ``db`` is a write session (one write transaction), or, with ``write`` (``Database.write_tx``), a read
+    session: the new version is worked out in the read transaction, and the write transaction only
+    re-checks the base, the item's state and the limits, inserts and commits."""
     latest = latest_version(db, assignment.id)
     version = _new_version(project, item, assignment, edit, latest)
-    return _commit_version(db, assignment, version, edit, user)
+    if write is None:
+        return _commit_version(db, assignment, version, edit, user)
+    return write(_save_tx, assignment.id, version, edit, user.id if user is not None else None)
+
+
+def _save_tx(db: Session, assignment_id: int, version: Version, edit: Edit, user_id: int | None) -> Version:
+    """The write transaction of a save: one query re-checks the base, the item's state and the user's limits
+    (each statement under the lock also waits for the GIL, so they are few), then insert and commit."""
+    now = utcnow()
+    latest_q = (select(func.coalesce(func.max(Version.number), 0))
+                .where(Version.assignment_id == assignment_id).scalar_subquery())
+    if user_id is not None:
+        recent = (select(Version.created_at.label("at"), Version.chars.label("chars"))
+                  .join(Assignment, Assignment.id == Version.assignment_id)
+                  .where(Assignment.user_id == user_id, Version.created_at >= now - timedelta(hours=1)).subquery())
+        minute_q = (select(func.coalesce(func.sum(case((recent.c.at >= now - timedelta(minutes=1), 1), else_=0)), 0))
+                    .scalar_subquery())
+        volume_q = select(func.coalesce(func.sum(recent.c.chars), 0)).scalar_subquery()
+    else:
+        minute_q = volume_q = select(0).scalar_subquery()
+    row = db.execute(select(Assignment, latest_q, minute_q, volume_q).where(Assignment.id == assignment_id)).first()
+    if row is None:
+        raise Invalid("this item is no longer assigned to you")
+    assignment, latest_number, n_minute, volume = row
+    if latest_number != edit.base:
+        raise Conflict(f"This item was saved elsewhere (version {latest_number}) after the version you were "
+                       f"editing (version {edit.base}). Your text is kept below; reload to continue from "
+                       "the newer version.", latest_version(db, assignment_id))
+    if assignment.status != "open" and assignment.status != "submitted":
+        raise Invalid(f"this item was {assignment.status}; it can no longer be edited")
+    if n_minute >= SAVES_PER_MINUTE:
+        raise TooMuch(f"More than {SAVES_PER_MINUTE} saves in a minute; wait a moment and save again.")
+    if volume + version.chars > SAVE_CHARS_PER_HOUR:
+        raise TooMuch(f"More than {SAVE_CHARS_PER_HOUR:,} characters saved in an hour; wait and save again.")
+    db.add(version)
+    if edit.submit:
+        assignment.status = "submitted"
+    commit_or_conflict(db, "save", lambda: latest_version(db, assignment_id))
+    return version
 
 
 def _new_version(project: Project, item: Item, assignment: Assignment, edit: Edit,
@@ -208,7 +314,8 @@ def _new_version(project: Project, item: Item, assignment: Assignment, edit: Edi
                    chars=chars, suggestion_outcome=suggestion_outcome(item, messages, project.edit_roles))
 
 
-def _commit_version(db: Session, assignment: Assignment, version: Version, edit: Edit, user: User | None) -> Version:
+def _commit_version(db: Session, assignment: Assignment, version: Version, edit: Edit,
+                    user: User | int | None) -> Version:
     """Insert ``version`` if it still follows the latest one and the user's limits allow it; commits."""
     latest_number = db.scalar(select(func.max(Version.number)).where(Version.assignment_id == assignment.id)) or 0
     if latest_number != edit.base:

@@ -8,6 +8,9 @@ and ``pages_admin.py`` (each an ``APIRouter``), so nothing imports this module b
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -27,14 +30,46 @@ from tamis.studio.web import BodyLimit, HTTPProblem, SecurityHeaders, wants_json
 HERE = Path(__file__).parent
 
 
-def create_app(db_url: str, *, secure_cookies: bool | None = None, sqlite_synchronous: str = "FULL",
-               trusted_hosts: list[str] | None = None) -> FastAPI:
+THREADS_ENV = "TAMIS_STUDIO_THREADS"
+# threads serving pages: SQLite's writes go through one writer thread, so more page threads only add GIL
+# contention (8 gave a lower p99 than anyio's 40 in four back-to-back pairs, docs/BENCHMARKS.md);
+# PostgreSQL keeps 40 (requests wait on the network, not the GIL; not measured with fewer)
+DEFAULT_THREADS = {"sqlite": 8}
+DEFAULT_THREADS_OTHER = 40
+
+
+def worker_threads(value: int | None = None, dialect: str = "sqlite") -> int:
+    """Threads serving pages: ``value``, else $TAMIS_STUDIO_THREADS, else 8 on SQLite and 40 (anyio's
+    default) on PostgreSQL; 1-1000."""
+    raw = value if value is not None else (os.environ.get(THREADS_ENV)
+                                           or DEFAULT_THREADS.get(dialect, DEFAULT_THREADS_OTHER))
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV}: a whole number, not {raw!r}") from None
+    if not 1 <= n <= 1000:
+        raise ValueError(f"{THREADS_ENV}: from 1 to 1000, not {n}")
+    return n
+
+
+def create_app(db_url: str, *, secure_cookies: bool | None = None, sqlite_synchronous: str | None = None,
+               trusted_hosts: list[str] | None = None, threads: int | None = None) -> FastAPI:
     """The studio app on ``db_url``. ``secure_cookies=None`` marks cookies Secure when served over https;
-    ``trusted_hosts`` (e.g. ["studio.example.org"]) answers 400 to requests for any other Host."""
+    ``trusted_hosts`` (e.g. ["studio.example.org"]) answers 400 to requests for any other Host;
+    ``sqlite_synchronous`` see ``db.sqlite_synchronous_setting``; ``threads`` see ``worker_threads``."""
     database = Database(db_url, sqlite_synchronous=sqlite_synchronous)
     with database.write() as db:
         secret = security.server_secret(db)
-    app = FastAPI(title="tamis studio", docs_url=None, redoc_url=None, openapi_url=None)
+    threads = worker_threads(threads, database.engine.dialect.name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # the threads serving sync pages and database work (anyio's default is 40); the writer thread and
+        # the login checks have their own
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(title="tamis studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.autoescape = True
     templates.env.filters["markdown"] = markdown_html

@@ -8,11 +8,15 @@ two annotators claiming the last slot of an item race for the same ``(item, slot
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
                         create_engine, event, func, inspect, text, true)
@@ -23,6 +27,7 @@ from sqlalchemy.schema import CreateColumn, CreateIndex
 log = logging.getLogger("tamis.studio")
 
 ROLES = ("annotator", "reviewer")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -173,12 +178,32 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and fsync on commit (durable acks)."""
+SYNCHRONOUS_ENV = "TAMIS_STUDIO_SQLITE_SYNCHRONOUS"
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+SINGLE_WRITER = True  # SQLite: the web app's write transactions run one at a time in one thread (Database.write_tx)
+BUSY_TIMEOUT_S = 30  # only other processes (the CLI) can make a write wait now: see Database.write_tx
+
+
+def sqlite_synchronous_setting(value: str | None = None) -> str:
+    """SQLite's ``synchronous`` for the studio: ``value``, else $TAMIS_STUDIO_SQLITE_SYNCHRONOUS, else NORMAL.
+
+    With WAL, NORMAL does not fsync on each commit (only at checkpoints): a committed save survives the
+    process crashing or being killed, and only a power loss or an OS crash can lose the last commits.
+    FULL fsyncs the WAL on every commit (durable against power loss too, slower)."""
+    chosen = (value or os.environ.get(SYNCHRONOUS_ENV) or "NORMAL").strip().upper()
+    if chosen not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"{SYNCHRONOUS_ENV}: one of {', '.join(SQLITE_SYNCHRONOUS)}, not {chosen!r}")
+    return chosen
+
+
+def make_engine(url: str, *, sqlite_synchronous: str | None = None) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, ``synchronous`` (NORMAL unless set: see
+    ``sqlite_synchronous_setting``) and a busy timeout."""
+    sqlite_synchronous = sqlite_synchronous_setting(sqlite_synchronous)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
                                pool_size=20, max_overflow=40)
 
         @event.listens_for(engine, "connect")
@@ -187,7 +212,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cur.close()
 
         # Writers take the lock up front (BEGIN IMMEDIATE) and queue on busy_timeout, instead of failing
@@ -251,9 +276,11 @@ def add_missing_columns(engine: Engine) -> list[str]:
 
 
 class Database:
-    """Two session factories over one engine: ``read`` for pages, ``write`` for anything that commits."""
+    """Two session factories over one engine: ``read`` for pages, ``write`` for anything that commits; and,
+    for SQLite, one writer thread that runs every write transaction of the web app (``write_tx``,
+    ``in_writer``), so requests never wait in SQLite's busy handler (it polls with sleeps of up to 100 ms)."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str | None = None, single_writer: bool | None = None) -> None:
         self.url = url
         path = sqlite_path(url)
         if path is not None:
@@ -265,6 +292,42 @@ class Database:
             _private_file(path)
         self.read = sessionmaker(self.engine, expire_on_commit=False)
         self.write = sessionmaker(self.engine.execution_options(tamis_write=True), expire_on_commit=False)
+        if single_writer is None:
+            single_writer = SINGLE_WRITER and self.engine.dialect.name == "sqlite"
+        self._writer_thread: threading.Thread | None = None
+        self._writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="tamis-writer",
+                                           initializer=self._note_writer_thread) if single_writer else None)
+
+    def _note_writer_thread(self) -> None:
+        self._writer_thread = threading.current_thread()
+
+    def in_writer_thread(self) -> bool:
+        return self._writer is None or threading.current_thread() is self._writer_thread
+
+    def write_tx(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(session, *args)`` in a write session of its own (``fn`` commits), in the writer thread; blocks
+        until it has run and returns its result (or raises its exception). Keep ``fn`` short: look-ups and
+        checks that need no lock belong before it, in a read transaction. PostgreSQL: runs here."""
+        if self.in_writer_thread():
+            with self.write() as session:
+                return fn(session, *args)
+        return self._writer.submit(self.write_tx, fn, *args).result()  # type: ignore[union-attr]
+
+    def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` (a whole request that writes, e.g. an admin form) in the writer thread; blocks."""
+        if self.in_writer_thread():
+            return fn(*args)
+        return self._writer.submit(fn, *args).result()  # type: ignore[union-attr]
+
+    async def writing(self, fn: Callable[..., T], *args: Any) -> T:
+        """``in_writer`` for the event loop: awaits the writer thread (PostgreSQL: a worker thread)."""
+        if self._writer is None:
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(fn, *args)
+        return await asyncio.wrap_future(self._writer.submit(fn, *args))
 
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         self.engine.dispose()

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 from tamis.io import DataError
 from tamis.studio import work
 from tamis.studio.db import Item, Project, User
-from tamis.studio.web import (MAX_UPLOAD, HTTPProblem, Id, Who, admin_only, blocking, check_csrf, form_text,
+from tamis.studio.web import (MAX_UPLOAD, HTTPProblem, Id, Who, admin_only, check_csrf, form_text,
                               parse_uint, render, who)
 
 router = APIRouter()
@@ -58,7 +58,7 @@ async def create_user(request: Request) -> Response:
             return _overview(request, w, 400, str(exc))
         return RedirectResponse(f"/admin?ok=user+{user.username}+created", status_code=303)
 
-    return await blocking(_admin_form, request, form, create)
+    return await request.app.state.db.writing(_admin_form, request, form, create)
 
 
 def _user(w: Who, user_id: int) -> User:
@@ -80,7 +80,7 @@ async def reset_password(request: Request, user_id: Id) -> Response:
             return _overview(request, w, 400, str(exc))
         return RedirectResponse(f"/admin?ok=password+of+{user.username}+reset", status_code=303)
 
-    return await blocking(_admin_form, request, form, reset)
+    return await request.app.state.db.writing(_admin_form, request, form, reset)
 
 
 @router.post("/admin/users/{user_id}/active")
@@ -96,7 +96,7 @@ async def set_active(request: Request, user_id: Id) -> Response:
         state = "reactivated" if active else "deactivated"
         return RedirectResponse(f"/admin?ok={user.username}+{state}", status_code=303)
 
-    return await blocking(_admin_form, request, form, toggle)
+    return await request.app.state.db.writing(_admin_form, request, form, toggle)
 
 
 @router.post("/admin/projects")
@@ -129,7 +129,7 @@ async def create_project(request: Request) -> Response:
         w.db.commit()
         return RedirectResponse(f"/admin/p/{project.id}", status_code=303)
 
-    return await blocking(_admin_form, request, form, create)
+    return await request.app.state.db.writing(_admin_form, request, form, create)
 
 
 def _project(w: Who, project_id: int) -> Project:
@@ -171,7 +171,7 @@ async def add_member(request: Request, project_id: Id) -> Response:
             return _project_page(request, w, project_id, 400, str(exc))
         return RedirectResponse(f"/admin/p/{project_id}", status_code=303)
 
-    return await blocking(_admin_form, request, form, add)
+    return await request.app.state.db.writing(_admin_form, request, form, add)
 
 
 @router.post("/admin/p/{project_id}/members/remove")
@@ -186,7 +186,7 @@ async def remove_member(request: Request, project_id: Id) -> Response:
         work.remove_member(w.db, project, user, str(form.get("role", "")))
         return RedirectResponse(f"/admin/p/{project_id}?ok={user.username}+removed", status_code=303)
 
-    return await blocking(_admin_form, request, form, remove)
+    return await request.app.state.db.writing(_admin_form, request, form, remove)
 
 
 @router.post("/admin/p/{project_id}/settings")
@@ -207,7 +207,7 @@ async def project_settings(request: Request, project_id: Id) -> Response:
         w.db.commit()
         return RedirectResponse(f"/admin/p/{project_id}?ok=saved", status_code=303)
 
-    return await blocking(_admin_form, request, form, update)
+    return await request.app.state.db.writing(_admin_form, request, form, update)
 
 
 @router.post("/admin/p/{project_id}/delete")
@@ -222,7 +222,7 @@ async def delete_project(request: Request, project_id: Id) -> Response:
         work.delete_project(w.db, project)
         return RedirectResponse(f"/admin?ok=project+{work.slugify(name)}+deleted", status_code=303)
 
-    return await blocking(_admin_form, request, form, delete)
+    return await request.app.state.db.writing(_admin_form, request, form, delete)
 
 
 @router.get("/admin/p/{project_id}/export.zip")

@@ -10,10 +10,11 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tamis.studio import security
-from tamis.studio.db import Database, Membership, Project
-from tamis.studio.web import HTTPProblem, blocking, check_csrf, client_ip, log, render, safe_next, who
+from tamis.studio.db import Database, Membership, Project, User
+from tamis.studio.web import HTTPProblem, check_csrf, client_ip, log, render, safe_next, who
 from tamis.studio.work import find_user
 
 router = APIRouter()
@@ -35,15 +36,18 @@ def attempt_login(database: Database, secret: bytes, username: str, password: st
             return LoginOutcome("blocked")
         user = find_user(db, username)
     if not security.check_password(user, password):
-        with database.write() as db:
-            security.record_login_failure(db, username, ip)
+        database.write_tx(security.record_login_failure, username, ip)
         return LoginOutcome("wrong")
     assert user is not None
-    with database.write() as db:
-        security.clear_login_failures(db, username, ip)
-        if not user.active:
-            return LoginOutcome("inactive")
-        return LoginOutcome("ok", security.create_session(db, secret, user))
+    return database.write_tx(_logged_in, secret, user, username, ip)
+
+
+def _logged_in(db: Session, secret: bytes, user: User, username: str, ip: str) -> LoginOutcome:
+    """Write transaction after a good password: clear this account's failures, open a session."""
+    security.clear_login_failures(db, username, ip)
+    if not user.active:
+        return LoginOutcome("inactive")
+    return LoginOutcome("ok", security.create_session(db, secret, user))
 
 
 def _login_form(request: Request, token: str, next_url: str, error: str | None, status_code: int) -> Response:
@@ -102,7 +106,7 @@ async def logout(request: Request) -> Response:
             check_csrf(w, form.get("csrf"))
             security.end_session(w.db, request.app.state.secret, request.cookies.get(security.SESSION_COOKIE))
 
-    await blocking(end)
+    await request.app.state.db.writing(end)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(security.SESSION_COOKIE)
     return response

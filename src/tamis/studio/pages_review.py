@@ -11,7 +11,7 @@ from starlette.datastructures import FormData
 from tamis.studio import work
 from tamis.studio.db import Item, Project
 from tamis.studio.pages_work import word_diff
-from tamis.studio.web import (HTTPProblem, Id, Who, blocking, check_csrf, form_text, numbered_fields, parse_uint,
+from tamis.studio.web import (HTTPProblem, Id, Who, check_csrf, form_text, numbered_fields, parse_uint,
                               project_for, render, who)
 
 router = APIRouter()
@@ -98,4 +98,4 @@ def _decide(request: Request, form: FormData, project_id: int, item_id: int) -> 
 @router.post("/p/{project_id}/review/{item_id}")
 async def review_decide(request: Request, project_id: Id, item_id: Id) -> Response:
     form = await request.form()
-    return await blocking(_decide, request, form, project_id, item_id)
+    return await request.app.state.db.writing(_decide, request, form, project_id, item_id)

@@ -74,8 +74,8 @@ def _edit_page(request: Request, w: Who, project: Project, item: Item, assignmen
                   thread=work.comments(w.db, item), back=f"/p/{project.id}/a/{assignment.id}")
 
 
-def _after_close(w: Who, project: Project) -> Response:
-    nxt = work.next_assignment(w.db, project, w.user)
+def _after_close(w: Who, project: Project, write: Any = None) -> Response:
+    nxt = work.next_assignment(w.db, project, w.user, write=write)
     return RedirectResponse(f"/p/{project.id}/a/{nxt.id}" if nxt else f"/p/{project.id}?done=1", status_code=303)
 
 
@@ -91,10 +91,10 @@ def project_home(request: Request, project_id: Id) -> Response:
 async def claim_next(request: Request, project_id: Id) -> Response:
     form = await request.form()
 
-    def claim() -> Response:
-        with who(request, write=True) as w:
+    def claim() -> Response:  # look in a read transaction; only the claim is written (in the writer thread)
+        with who(request) as w:
             check_csrf(w, form.get("csrf"))
-            return _after_close(w, project_for(w, project_id, "annotator"))
+            return _after_close(w, project_for(w, project_id, "annotator"), request.app.state.db.write_tx)
 
     return await blocking(claim)
 
@@ -118,7 +118,10 @@ def edit_page(request: Request, project_id: Id, assignment_id: Id) -> Response:
 
 
 def _save(request: Request, form: FormData, project_id: int, assignment_id: int) -> Response:
-    with who(request, write=True) as w:
+    """Who asks, the checks and the new version in a read transaction; the insert in a short write
+    transaction in the writer thread (``Database.write_tx``)."""
+    write_tx = request.app.state.db.write_tx
+    with who(request) as w:
         check_csrf(w, form.get("csrf"))
         project, item, assignment = _own_assignment(w, project_id, assignment_id)
         typed = numbered_fields(form, "turn_", max_chars=work.SAVE_MAX_CHARS)
@@ -128,8 +131,9 @@ def _save(request: Request, form: FormData, project_id: int, assignment_id: int)
         edit = work.Edit(base=base, turns=typed, ratings=ratings, submit=form.get("action") == "submit",
                          opened_at=opened)
         try:
-            version = work.save_version(w.db, project, item, assignment, edit, user=w.user)
+            version = work.save_version(w.db, project, item, assignment, edit, user=w.user, write=write_tx)
         except work.Conflict as exc:
+            w.db.commit()  # end the read snapshot: the page shows the newer version
             if wants_json(request):
                 latest = exc.latest
                 return JSONResponse({"error": str(exc), "latest": latest.number if latest else 0,
@@ -137,6 +141,7 @@ def _save(request: Request, form: FormData, project_id: int, assignment_id: int)
             return _edit_page(request, w, project, item, assignment, status_code=409, message=str(exc),
                               conflict=exc.latest, typed=typed, ratings=ratings)
         except (work.Invalid, work.TooMuch) as exc:
+            w.db.commit()
             status = exc.status if isinstance(exc, work.TooMuch) else 400
             if wants_json(request):
                 return JSONResponse({"error": str(exc)}, status_code=status)
@@ -146,7 +151,7 @@ def _save(request: Request, form: FormData, project_id: int, assignment_id: int)
             return JSONResponse({"version": version.number, "submitted": version.submitted})
         if not edit.submit:
             return RedirectResponse(f"/p/{project_id}/a/{assignment_id}?saved={version.number}", status_code=303)
-        return _after_close(w, project)
+        return _after_close(w, project, write_tx)
 
 
 @router.post("/p/{project_id}/a/{assignment_id}/save")
@@ -176,7 +181,7 @@ async def close_or_reopen(request: Request, project_id: Id, assignment_id: Id, a
                 raise HTTPProblem(409, str(exc)) from None
             return _after_close(w, project)
 
-    return await blocking(act)
+    return await request.app.state.db.writing(act)
 
 
 @router.post("/p/{project_id}/i/{item_id}/comments")
@@ -200,4 +205,4 @@ async def comment(request: Request, project_id: Id, item_id: Id) -> Response:
             back = safe_next(str(form.get("back", "")) or f"/p/{project_id}")
             return RedirectResponse(back + "#thread", status_code=303)
 
-    return await blocking(add)
+    return await request.app.state.db.writing(add)
