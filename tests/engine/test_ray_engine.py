@@ -336,3 +336,33 @@ def test_generate_instructions_on_ray_matches_the_local_path(cluster, tmp_path, 
     assert [ex.messages for ex in read_dataset(out / "generated.jsonl").examples] == [ex.messages for ex in local.examples]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["engine"]["calls"] == ["01-generate", "02-generate"]
+
+
+@pytest.mark.slow
+def test_influence_features_on_ray_match_the_local_path_exactly(cluster, tmp_path, models_dir):
+    """``score influence --engine ray``: the candidates' projected gradients are computed by two workers
+    in the local path's batches: the same features and scores, bit for bit."""
+    import numpy as np
+    import torch
+
+    from tamis.signals.influence.config import GradientConfig, InfluenceConfig
+    from tamis.signals.influence.run import run_influence
+    from tamis.store import Workspace
+
+    def config(out: str, **engine: Any) -> InfluenceConfig:
+        grads = GradientConfig(params="linear", layer_stride=15, max_length=256, batch_size=4)
+        return InfluenceConfig(candidates=_demo(), seed_set=_demo(), model="transformers:smollm2", out=str(tmp_path / out),
+                               hessian="identity", projection_dim=256, limit=12, gradients=grads,
+                               engine=EngineConfig(**engine) if engine else None)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker has; the seed set's gradients are the driver's, in both runs
+    try:
+        local = run_influence(config("local"), Workspace(tmp_path / "ws-local"))
+        remote = run_influence(config("ray", engine="ray", workers=2), Workspace(tmp_path / "ws-ray"))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(np.load(remote.out_dir / "features.npy"), np.load(local.out_dir / "features.npy"))
+    assert remote.rows == local.rows
+    counts = json.loads((tmp_path / "ray" / "manifest.json").read_text())["counts"]
+    assert counts["features_blocks"] == 3 and counts["engine_workers"] == 2  # 12 candidates, batches of 4

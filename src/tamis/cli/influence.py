@@ -7,13 +7,12 @@ from typing import Optional
 
 import typer
 
-from tamis.cli.app import (FormatOpt, OverwriteOpt, WorkspaceOpt, app, friendly_errors, opt, out, score_app,
-                           workspace_from)
-from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
+from tamis.cli.app import (CalibrateOpt, DryRunOpt, EngineOptions, FormatOpt, OverwriteOpt, PlanJsonOpt, WorkspaceOpt,
+                           app, check_plan_flags, friendly_errors, opt, out, score_app, show_plan, workspace_from)
 from tamis.cli.clear import PushOpt, push_output
 from tamis.curate.select import SelectionConfig
+from tamis.engine.base import EngineConfig
 from tamis.signals.influence.config import GradientConfig, InfluenceConfig
-
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -43,6 +42,7 @@ def score_influence(
     max_length: int = opt(GradientConfig, "max_length"),
     batch_size: int = opt(GradientConfig, "batch_size"),
     limit: Optional[int] = opt(InfluenceConfig, "limit"),
+    engine: EngineConfig = EngineOptions,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -59,7 +59,7 @@ def score_influence(
                              out=str(output) if output else None, format=format, seed_set_format=seed_set_format,
                              hessian=hessian, damping=damping, projection_dim=projection_dim,
                              seed_set_batch_size=seed_set_batch_size, factor_limit=factor_limit, limit=limit,
-                             gradients=grads)
+                             gradients=grads, engine=engine)
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:
         from tamis.plan import plan_influence

@@ -12,11 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from tamis.engine.base import ENGINES, Block, BlockTask, EngineConfig, EngineStats, LocalEngine, plan_blocks
-from tamis.engine.shards import ShardStore
 from tamis.errors import ConfigError, unknown
 
 __all__ = ["ENGINES", "Block", "BlockTask", "EngineConfig", "EngineStats", "LocalEngine", "ShardStore",
            "get_engine", "plan_blocks"]
+
+
+def __getattr__(name: str) -> Any:
+    """``ShardStore`` loads pyarrow: only when a stage uses it, not when a command's options are built."""
+    if name == "ShardStore":
+        from tamis.engine.shards import ShardStore
+
+        return ShardStore
+    raise AttributeError(f"module 'tamis.engine' has no attribute {name!r}")
 
 
 def get_engine(config: EngineConfig) -> Any:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from tamis.engine.base import EngineConfig, EngineStats
-from tamis.engine.shards import ShardStore
 from tamis.engine.tasks import (ChoicesTask, GenerateTask, LikelihoodTask, _content_key, generation_key,
                                 likelihood_size, prompt_size)
 from tamis.models.base import LLM, ChatMessages, GenerationParams, ModelSpec, ResponseLogprobs
@@ -96,6 +95,8 @@ class EngineLLM(LLM):
 
     def _map(self, task: Any, items: list[dict[str, Any]], size: Any, description: str, *,
              record: bool = True) -> dict[str, dict[str, Any]]:
+        from tamis.engine.shards import ShardStore  # pyarrow: loaded when a call runs, not at import
+
         name = f"{len(self.calls) + 1:02d}-{task.name}" if record else "info"
         rows, stats = self._engine.map(task, items, ShardStore(f"{self.shards}/{name}"), size=size,
                                        description=description)

@@ -139,6 +139,67 @@ class ChoicesTask(_LLMTask):
         return [{"key": it["key"], "logprobs": [float(x) for x in row]} for it, row in zip(items, values)]
 
 
+def influence_items(encoded: list[Any]) -> list[dict[str, Any]]:
+    """One item per encoded candidate (``tamis.signals.influence.gradients.Encoded``)."""
+    from tamis.signals.influence.features import feature_key
+
+    return [{"key": feature_key(e), "id": e.id, "ids": list(e.ids), "n_context": e.n_context,
+             "truncated": e.truncated} for e in encoded]
+
+
+def influence_size(item: dict[str, Any]) -> int:
+    """Tokens: the order in which the local featurisation batches (longest first)."""
+    return len(item["ids"])
+
+
+@dataclass
+class InfluenceFeatureTask:
+    """Per-example gradients of the tracked layers, projected with the seeded CountSketch, for a block
+    of candidates; one block chunk is one gradient batch of the local path."""
+
+    model: str
+    workspace: str | None
+    gradients: dict[str, Any]
+    projection_dim: int
+    projection_seed: int
+    name: str = "features"
+    _tracked: Any = field(default=None, repr=False, compare=False)
+    _projection: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_tracked", "_projection")} | {
+            "_tracked": None, "_projection": None}
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.model}:{json.dumps(self.gradients, sort_keys=True, default=str)}:" \
+               f"{self.projection_dim}:{self.projection_seed}"
+
+    def setup(self) -> None:
+        if self._tracked is None:
+            from tamis.signals.influence.config import GradientConfig
+            from tamis.signals.influence.gradients import load_tracked_model
+            from tamis.signals.influence.projection import CountSketch
+            from tamis.store import Workspace
+
+            config = GradientConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.gradients.items()})
+            self._tracked = load_tracked_model(self.model, Workspace(self.workspace), config)
+            self._projection = CountSketch(self._tracked.shapes, self.projection_dim, self.projection_seed)
+
+    def batch_bound(self) -> int:
+        return int(self._tracked.config.batch_size)
+
+    def info(self) -> dict[str, Any]:
+        return {"identity": self._tracked.identity}
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from tamis.signals.influence.features import featurise
+        from tamis.signals.influence.gradients import Encoded
+
+        encoded = [Encoded(it["id"], list(it["ids"]), int(it["n_context"]), bool(it["truncated"])) for it in items]
+        vectors, _ = featurise(self._tracked, encoded, self._projection, None)
+        return [{"key": it["key"], "vector": [float(x) for x in v]} for it, v in zip(items, vectors)]
+
+
 def embedding_items(texts: list[str]) -> list[dict[str, Any]]:
     """One item per text (duplicates collapse to one item: the engine returns one row per key)."""
     return [{"key": text, "text": text} for text in texts]

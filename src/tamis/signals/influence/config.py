@@ -49,5 +49,7 @@ class InfluenceConfig:
     factor_limit: int | None = setting(None, "Fit K-FAC factors on at most this many candidates.", range=(1, None))
     limit: int | None = setting(None, "Read at most this many candidates.", range=(1, None))
     gradients: GradientConfig = field(default_factory=GradientConfig)
+    # where the candidates' gradient features are computed: not a saved setting (how fast, never what)
+    engine: Any = None  # a tamis.engine.EngineConfig; None: this process
 
 

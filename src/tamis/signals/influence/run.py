@@ -45,9 +45,27 @@ class InfluenceResult:
 def run_influence(config: InfluenceConfig, workspace: Workspace, *, overwrite: bool = False) -> InfluenceResult:
     validate(config)
     out = Path(config.out) if config.out else workspace.run_dir(f"influence-{Path(config.candidates).stem}")
-    settings = {k: v for k, v in asdict(config).items() if k != "out"}
+    settings = {k: v for k, v in asdict(config).items() if k not in ("out", "engine")}
     with Run("score influence", settings, out, inputs=[config.candidates, config.seed_set], overwrite=overwrite) as run:
         return _influence(config, workspace, run)
+
+
+def engine_features(encoded: list[Any], config: InfluenceConfig, workspace: Workspace, run: Run) -> np.ndarray:
+    """The candidates' projected gradients computed block by block on ``config.engine`` (one model per
+    worker, shards in the run folder), in the batches the local path makes, so the same features."""
+    from tamis.engine import ShardStore, get_engine
+    from tamis.engine.tasks import InfluenceFeatureTask, influence_items, influence_size
+
+    task = InfluenceFeatureTask(config.model, str(workspace.root), asdict(config.gradients), config.projection_dim,
+                                config.projection_seed)
+    store = ShardStore(config.engine.shards or run.out / "shards" / "features")
+    items = influence_items(encoded)
+    by_key, stats = get_engine(config.engine).map(task, items, store, size=influence_size,
+                                                  description="candidate gradients")
+    run.manifest.count(**stats.counts("features"), engine_workers=stats.workers)
+    run.manifest.data["engine"] = {"engine": config.engine.engine, "address": config.engine.address,
+                                   "workers": stats.workers, "shards": store.url}
+    return np.asarray([by_key[it["key"]]["vector"] for it in items], dtype=np.float32).reshape(len(items), -1)
 
 
 def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> InfluenceResult:
@@ -86,11 +104,14 @@ def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> Influ
         manifest.output("factors", path.with_suffix(".safetensors"))
 
     projection = CountSketch(tracked.shapes, config.projection_dim, config.projection_seed)
-    store = store_for(root / "features", tracked, projection)
     with manifest.stage("featurise"):
-        with progress("candidate gradients", len(enc_c)) as advance:
-            feats, computed = featurise(tracked, enc_c, projection, store, advance=advance)
-    manifest.count(features_computed=computed, features_reused=len(enc_c) - computed)
+        if config.engine is None or config.engine.engine == "local":
+            store = store_for(root / "features", tracked, projection)
+            with progress("candidate gradients", len(enc_c)) as advance:
+                feats, computed = featurise(tracked, enc_c, projection, store, advance=advance)
+            manifest.count(features_computed=computed, features_reused=len(enc_c) - computed)
+        else:
+            feats = engine_features(enc_c, config, workspace, run)
     with manifest.stage("seeds"):
         grads = tracked.gradients(enc_s)
         seed_id = seed_features(grads, projection)
