@@ -265,7 +265,8 @@ def test_a_served_models_concurrency_is_one_limit_for_the_whole_cluster(cluster,
     """``openai:...&concurrency=4`` on two Ray workers: each keeps two requests in flight, so the server
     never sees more than four at once (each worker with the whole limit would send up to eight)."""
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stub_server import JsonHandler, serve
 
     from tamis.engine.llm import EngineLLM
     from tamis.models.base import GenerationParams
@@ -273,9 +274,9 @@ def test_a_served_models_concurrency_is_one_limit_for_the_whole_cluster(cluster,
     state = {"now": 0, "most": 0, "served": 0}
     lock = threading.Lock()
 
-    class Slow(BaseHTTPRequestHandler):
+    class Slow(JsonHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.body()
             with lock:
                 state["now"] += 1
                 state["most"] = max(state["most"], state["now"])
@@ -283,25 +284,17 @@ def test_a_served_models_concurrency_is_one_limit_for_the_whole_cluster(cluster,
             with lock:
                 state["now"] -= 1
                 state["served"] += 1
-            body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]})
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stub = serve(Slow)
+    server = next(stub)
     try:
-        spec = f"openai:m?base_url=http://127.0.0.1:{server.server_port}/v1&concurrency=4"
+        spec = f"openai:m?base_url={server.url}&concurrency=4"
         llm = EngineLLM(spec, EngineConfig(engine="ray", workers=2), tmp_path / "shards")
         prompts = [[{"role": "user", "content": f"question {i:02d}"}] for i in range(48)]
         out = llm.generate(prompts, GenerationParams(max_tokens=4))
     finally:
-        server.shutdown()
+        next(stub, None)  # shuts the server down
     assert out == [["hi"]] * 48 and state["served"] == 48
     assert 2 < state["most"] <= 4, state  # both workers' shares in flight at once, never more than the spec's
 

@@ -29,6 +29,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from stub_server import JsonHandler, serve
 from tamis.signals.registry import read_signals
 from tamis.cli import app
 from tamis.store import Workspace
@@ -380,35 +381,7 @@ def test_server_lost_mid_run_then_resumed(mode, cut, fresh_proxy, reference, dat
 _TEXT = object()  # the stub's default: answer with text
 
 
-class _JsonHandler(BaseHTTPRequestHandler):
-    def body(self) -> dict[str, Any]:
-        return json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-
-    def reply(self, status: int, answer: dict[str, Any]) -> None:
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def serve(handler: type, **state: Any):
-    """A threaded stub server on a free loopback port with ``state`` as attributes; yields it."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    for name, value in state.items():
-        setattr(server, name, value)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-class _Stub(_JsonHandler):
+class _Stub(JsonHandler):
     """Chat completions: a templated sample, a reflection letter or a judge digit (``content``
     overrides the text); /completions without log-probabilities (like OpenAI's chat models)."""
 
@@ -511,7 +484,7 @@ def test_server_answering_non_text(stub, tmp_path, content, ok):
 
 
 # -- a batch stops at its first failure and keeps what finished (stub, no model) --------------------
-class _Flaky(_JsonHandler):
+class _Flaky(JsonHandler):
     """Echoes the prompt back; 400 for prompts containing 'reject', 503 when the server is ``busy``."""
 
     def do_POST(self) -> None:

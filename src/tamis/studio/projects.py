@@ -21,7 +21,7 @@ from tamis.studio.db import ROLES, Assignment, Comment, Item, Membership, Projec
 from tamis.studio.errors import Invalid
 
 DEFAULT_CRITERIA = "understandability,naturalness,coherence,correctness"
-MAX_OVERLAP = 100  # and never more than the project's annotators (see annotation.effective_overlap)
+MAX_OVERLAP = 100  # and never more than the project's annotators (see claims.effective_overlap)
 PROJECT_NAME_MAX = 80
 GUIDELINES_MAX_CHARS = 50_000
 

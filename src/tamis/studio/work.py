@@ -14,11 +14,11 @@ Limits (``SAVES_PER_MINUTE`` ...) are read from their module: patch ``annotation
 from __future__ import annotations
 
 from tamis.studio.accounts import add_user, find_user, reset_password, set_active
-from tamis.studio.annotation import (CLAIM_RETRIES, REPLACED_HTER, SAVE_CHARS_PER_HOUR, SAVE_MAX_CHARS,
-                                     SAVES_PER_MINUTE, TIME_CAP_S, Edit, ListedItem, annotator_count,
-                                     check_save_budget, close_assignment, effective_overlap, has_suggestion,
-                                     latest_version, my_items, neighbours, next_assignment, progress, reopen,
-                                     save_version, starting_messages, suggestion_outcome, time_on_item)
+from tamis.studio.annotation import (REPLACED_HTER, SAVE_CHARS_PER_HOUR, SAVE_MAX_CHARS, SAVES_PER_MINUTE, TIME_CAP_S,
+                                     Edit, ListedItem, check_save_budget, close_assignment, has_suggestion,
+                                     latest_version, my_items, neighbours, progress, save_version, starting_messages,
+                                     suggestion_outcome, time_on_item)
+from tamis.studio.claims import (CLAIM_RETRIES, annotator_count, effective_overlap, next_assignment, reopen)
 from tamis.studio.errors import Conflict, Invalid, TooMuch
 from tamis.studio.projects import (DEFAULT_CRITERIA, GUIDELINES_MAX_CHARS, MAX_OVERLAP, PROJECT_NAME_MAX,
                                    MemberProgress, add_member, create_project, delete_project, describe_scales,

@@ -1,0 +1,313 @@
+"""The plan of a dry run (operations, a table, a calibration) and each command's plan."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tamis.plan.recording import RecordingEmbedder, RecordingLLM, sft_row_tokens, sft_steps, sft_tokens
+from tamis.plan.throughput import read_throughput
+from tamis.plan.tokens import counter_for
+
+# which tokens pace an operation: what its measured rate divides
+PACED_BY = {"score": "prompt", "choices": "prompt", "embed": "prompt", "train": "prompt", "gradients": "prompt",
+            "generate": "generated"}
+OP_HELP = {
+    "score": "log-probability of a given response (one forward pass per call)",
+    "choices": "next-token probabilities of fixed options (one forward pass per prompt)",
+    "generate": "text generation (calls = samples; generated tokens at most max_tokens each)",
+    "embed": "sentence embeddings (one text per call)",
+    "train": "fine-tuning (calls = optimiser steps; tokens = training tokens read)",
+    "gradients": "per-example gradients (one forward + backward per call)",
+}
+
+
+
+# -- the plan --------------------------------------------------------------------------------------
+@dataclass
+class Operation:
+    model: str
+    op: str
+    calls: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0  # at most
+    unit: str = "tokens"
+    seconds: float | None = None
+    measured: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    command: str
+    operations: list[Operation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    recorders: list[Any] = field(default_factory=list, repr=False)
+
+    def add(self, model: str, op: str, calls: int, prompt_tokens: int = 0, generated_tokens: int = 0,
+            unit: str = "tokens", note: str = "") -> Operation:
+        for row in self.operations:
+            if row.model == model and row.op == op:
+                break
+        else:
+            row = Operation(model, op, unit=unit)
+            self.operations.append(row)
+        row.calls += calls
+        row.prompt_tokens += prompt_tokens
+        row.generated_tokens += generated_tokens
+        if note and note not in row.notes:
+            row.notes.append(note)
+        return row
+
+    def estimate(self, workspace: Any) -> "Plan":
+        """Seconds per operation from the workspace's latest measurement for that model and operation."""
+        known = read_throughput(workspace)
+        for row in self.operations:
+            m = known.get(row.model, {}).get(row.op)
+            if not m or m.get("unit") != row.unit or not m.get("seconds"):
+                row.seconds, row.measured = None, None
+                continue
+            paced = row.generated_tokens if PACED_BY.get(row.op) == "generated" else row.prompt_tokens
+            rate_tokens = m.get("tokens") or 0
+            if rate_tokens and paced:
+                row.seconds = paced * m["seconds"] / rate_tokens
+            else:
+                row.seconds = row.calls * m["seconds"] / max(1, m.get("calls") or 1)
+            row.measured = m
+        return self
+
+    @property
+    def total_seconds(self) -> float | None:
+        secs = [r.seconds for r in self.operations]
+        return None if not secs or any(s is None for s in secs) else float(sum(secs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "dry_run": True,
+                "operations": [asdict(r) for r in self.operations],
+                "estimated_seconds": self.total_seconds, "notes": self.notes}
+
+
+def show(plan: Plan, workspace: Any, as_json: bool = False) -> None:
+    """Print a plan (a rich table, or JSON with ``--json``), with the estimate from measurements."""
+    from rich.table import Table
+
+    from tamis.cli.app import out
+
+    plan.estimate(workspace)
+    if as_json:
+        from tamis.store import to_json
+
+        print(to_json(plan.to_dict(), indent=2))
+        return
+    table = Table(title=f"tamis {plan.command} --dry-run: nothing was run or written")
+    for col, right in (("model", False), ("operation", False), ("calls", True), ("prompt tokens", True),
+                       ("generated tokens (max)", True), ("estimated s", True)):
+        table.add_column(col, justify="right" if right else "left", overflow="fold")
+    for r in plan.operations:
+        unit = "" if r.unit == "tokens" else " ~"
+        table.add_row(r.model, r.op, f"{r.calls:,}", f"{r.prompt_tokens:,}{unit}",
+                      f"{r.generated_tokens:,}{unit}" if r.generated_tokens else "-",
+                      f"{r.seconds:,.1f}" if r.seconds is not None else "-")
+    out.print(table)
+    total = plan.total_seconds
+    out.print(f"estimated time: [bold]{_duration(total)}[/]" if total is not None else
+              "estimated time: unknown for some operations (see below)")
+    for r in plan.operations:
+        if r.unit != "tokens":
+            out.print(f"{r.model}: no tokenizer without loading the model; tokens (~) estimated as characters/4",
+                      markup=False, soft_wrap=True)
+        if r.measured is not None:
+            m = r.measured
+            out.print(f"{r.model} {r.op}: measured {m['tokens'] / m['seconds']:,.0f} {PACED_BY.get(r.op, 'prompt')} "
+                      f"tokens/s ({m['calls']} calls, {m['seconds']:.1f} s, {m.get('when', '?')}"
+                      f"{', ' + m['device'] if m.get('device') else ''})" if m.get("tokens") else
+                      f"{r.model} {r.op}: measured {m['seconds'] / max(1, m['calls']):.3f} s per call", markup=False,
+                      soft_wrap=True)
+        elif r.seconds is None:
+            out.print(f"no measurement yet for {r.model} ({r.op}): run once or pass --calibrate", markup=False,
+                      soft_wrap=True)
+        for note in r.notes:
+            out.print(f"{r.model} {r.op}: {note}", markup=False, soft_wrap=True)
+    for note in plan.notes:
+        out.print(note, markup=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+
+# -- the commands' plans (each reads its data as the command does, then runs its own code on recorders) --
+def _read(data: str, fmt: str | None, limit: int | None = None) -> Any:
+    from tamis.io import read_dataset
+
+    return read_dataset(data, format=fmt, limit=limit)  # no quarantine file: a dry run writes nothing
+
+
+def plan_profile(config: Any, workspace: Any) -> Plan:
+    from tamis.pipeline.profile import embedding_text
+    from tamis.signals.likelihood import response_likelihood
+
+    plan = Plan("profile")
+    examples = _read(config.data, config.format, config.limit).examples
+    if config.likelihood:
+        response_likelihood(examples, RecordingLLM(config.model, plan, workspace))  # type: ignore[arg-type]
+    if config.embed and examples:
+        RecordingEmbedder(config.embedder, plan, workspace).embed([embedding_text(ex) for ex in examples])
+    return plan
+
+
+def plan_confidence(job: Any, workspace: Any) -> Plan:
+    from tamis.signals.confidence import bsdetector_confidence
+    from tamis.signals.quality_baselines import quality_baselines
+
+    plan = Plan("score confidence")
+    examples = _read(job.data, job.format, job.limit).examples
+    llm = RecordingLLM(job.model, plan, workspace)
+    cfg = job.confidence
+    embedder = RecordingEmbedder(cfg.embedder, plan, workspace) if cfg.similarity == "embedding" else None
+    if cfg.similarity == "nli" or cfg.nli_model:
+        plan.notes.append(f"NLI model {cfg.nli_model}: its calls (k per example) are not counted")
+    nli = _NoNLI() if cfg.similarity == "nli" else None
+    bsdetector_confidence(examples, llm, cfg, embedder=embedder, nli=nli)  # type: ignore[arg-type]
+    if job.baselines:
+        quality_baselines(examples, llm, judge=job.judge, max_response_chars=cfg.max_response_chars,  # type: ignore[arg-type]
+                          max_prompt_chars=cfg.max_prompt_chars)
+    return plan
+
+
+class _NoNLI:
+    def non_contradiction(self, a: list[str], b: list[str]) -> list[float]:
+        return [0.5] * len(a)
+
+
+def plan_correct(job: Any, workspace: Any) -> Plan:
+    from tamis.curate.correct import auto_correct
+    from tamis.curate.decisions import read_decisions
+
+    plan = Plan("correct")
+    examples = _read(job.data, job.format).examples
+    answer = RecordingLLM(job.model, plan, workspace)
+    judge = answer if (job.judge or job.model) == job.model else RecordingLLM(job.judge, plan, workspace)
+    auto_correct(examples, read_decisions(job.decisions), answer, judge, job.correct)  # type: ignore[arg-type]
+    return plan
+
+
+def plan_embed(command: str, data: str, fmt: str | None, embedder: str, workspace: Any) -> Plan:
+    from tamis.pipeline.profile import embedding_text
+
+    plan = Plan(command)
+    examples = _read(data, fmt).examples
+    RecordingEmbedder(embedder, plan, workspace).embed([embedding_text(ex) for ex in examples])
+    return plan
+
+
+def plan_generation(command: str, run: Callable[[Any, Any], Any], model: str, workspace: Any,
+                    embedder: str | None = None, note: str = "") -> Plan:
+    """A generation command's plan: ``run(llm, embedder)`` calls the command's own generator."""
+    plan = Plan(command)
+    llm = RecordingLLM(model, plan, workspace)
+    run(llm, RecordingEmbedder(embedder, plan, workspace) if embedder else None)
+    if note:
+        plan.notes.append(note)
+    return plan
+
+
+def plan_eval(settings: Any, workspace: Any) -> Plan:
+    from tamis.evaluate.choices import option_logprobs
+    from tamis.evaluate.choices import example_options
+    from tamis.models import DEFAULT_LLM
+    from tamis.models.base import GenerationParams
+    from tamis.signals.pairwise import JudgeConfig, instruction_text, judge_pairs
+
+    plan = Plan("eval")
+    read = _read(settings.data, settings.format, settings.limit)
+    examples = [ex for ex in read.examples if ex.kind == "chat" and ex.response is not None]
+    llm = RecordingLLM(settings.model, plan, workspace)
+    params = GenerationParams(n=1, temperature=0.0, max_tokens=settings.max_tokens, seed=settings.seed)
+    prompts = [ex.prompt_messages for ex in examples]
+    if settings.scoring == "options":
+        option_logprobs(llm, prompts, example_options(examples, settings.options))  # type: ignore[arg-type]
+    else:
+        llm.generate(prompts, params)
+    if settings.versus:
+        if not (Path(settings.versus) / "outputs.jsonl").is_file():
+            RecordingLLM(settings.versus, plan, workspace).generate(prompts, params)
+        judge = RecordingLLM(settings.judge or DEFAULT_LLM, plan, workspace)
+        judge_pairs(judge, [instruction_text(p) for p in prompts], ["a"] * len(prompts), ["b"] * len(prompts),  # type: ignore[arg-type]
+                    JudgeConfig(k=settings.judge_k, seed=settings.seed))
+    return plan
+
+
+def plan_sft(examples: list[Any], settings: Any, workspace: Any) -> Plan:
+    from tamis.train.sft import to_prompt_completion, train_op
+
+    to_prompt_completion(examples)  # the same refusal of rows SFT cannot use
+    plan = Plan("train sft")
+    counter = counter_for(settings.model, workspace)
+    steps, n_train, n_eval = sft_steps(len(examples), settings)
+    rows = sft_row_tokens(counter, examples, settings.max_length)
+    plan.add(str(_spec(settings.model)), train_op(settings), steps, sft_tokens(rows, steps, settings), 0, counter.unit,
+             f"{n_train} training rows, {n_eval} held out; {settings.batch_size * settings.grad_accum} rows per step")
+    return plan
+
+
+def plan_influence(config: Any, workspace: Any) -> Plan:
+    plan = Plan("score influence")
+    cands = _read(config.candidates, config.format, config.limit).examples
+    seeds = _read(config.seed_set, config.seed_set_format or config.format).examples
+    counter = counter_for(config.model, workspace)
+    n = config.gradients.max_length
+
+    def tokens(exs: list[Any]) -> int:
+        return sum(min(n, counter.scored(ex.prompt_messages, ex.response or "")) for ex in exs)
+
+    name = str(_spec(config.model))
+    if config.hessian != "identity":
+        subset = cands[: config.factor_limit] if config.factor_limit else cands
+        passes = 2 if config.hessian == "ekfac" else 1
+        plan.add(name, "gradients", passes * len(subset), passes * tokens(subset), 0, counter.unit,
+                 f"{config.hessian} factors: {passes} pass(es) over {len(subset)} candidates (reused when fitted before)")
+    plan.add(name, "gradients", len(cands) + len(seeds), tokens(cands) + tokens(seeds), 0, counter.unit,
+             f"{len(cands)} candidates (features reused when computed before) + {len(seeds)} seed-set examples")
+    return plan
+
+
+def _spec(text: str) -> Any:
+    from tamis.models.base import ModelSpec
+
+    return ModelSpec.parse(text)
+
+
+
+
+def calibrate(plan: Plan, workspace: Any) -> None:
+    """``--calibrate``: replay the first few recorded calls of each operation on the real model (through
+    the call cache and its meters), so the estimate rests on a measurement made now. Results go to the
+    workspace's call cache, as a real run's would; the output folder stays untouched."""
+    from tamis.models import load_embedder, load_llm
+
+    for rec in plan.recorders:
+        if isinstance(rec, RecordingEmbedder):
+            if rec.samples:
+                load_embedder(rec.name, workspace).embed(list(rec.samples))
+            continue
+        if not any(rec.samples.values()):
+            continue
+        llm = load_llm(rec.name, workspace)
+        for params, prompts in rec.samples["generate"]:
+            llm.generate(prompts, params)
+        if rec.samples["score"]:
+            llm.logprobs([p for p, _ in rec.samples["score"]], [r for _, r in rec.samples["score"]])
+        for choices, prompts in rec.samples["choices"]:
+            from tamis.signals.choices import choice_logprobs
+
+            choice_logprobs(llm, prompts, choices)
+    for row in plan.operations:
+        if row.op in ("train", "train_full", "gradients"):
+            row.notes.append("--calibrate times model calls only; training and gradients are measured by a real run")
