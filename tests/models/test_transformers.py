@@ -35,6 +35,23 @@ def test_batched_logprobs_match_one_at_a_time(smollm2):
         assert b.total == pytest.approx(s.total, abs=1e-3)
 
 
+def test_options_sharing_a_prompt_score_as_if_alone(smollm2, workspace):
+    """Rows that share a prompt are packed into one pass (models/hf_prefix.py): each response must get
+    exactly the log-probabilities it gets scored on its own, whatever else shares its prompt or batch."""
+    spam = [{"role": "system", "content": "You detect spam."},
+            {"role": "user", "content": "Is this SMS message spam? Answer yes or no.\n\nWIN a free cruise, text NOW"}]
+    options = ["yes", "no", "I am not sure, it could be either of them."]
+    prompts = [spam] * 3 + [Q, Q, [{"role": "user", "content": "Name a colour."}]]
+    responses = options + ["Paris.", "The capital of France is Berlin, I think.", "Blue."]
+    packed = smollm2.logprobs(prompts, responses)
+    unpacked = load_llm("transformers:smollm2?pack_prompts=false", workspace, cache=False)
+    alone = [unpacked.logprobs([p], [r])[0] for p, r in zip(prompts, responses)]
+    for got, want in zip(packed, alone):
+        assert got.tokens == want.tokens
+        assert got.logprobs == pytest.approx(want.logprobs, abs=1e-4)
+    assert packed[0].total != pytest.approx(packed[1].total, abs=1e-3)  # the options really differ
+
+
 def test_unconditional_logprobs_for_ifd(smollm2):
     [cond] = smollm2.logprobs([Q], ["Paris"])
     [uncond] = smollm2.logprobs([[]], ["Paris"])

@@ -26,6 +26,7 @@ from tamis.models.base import (
 )
 from tamis.models.bundled import file_digest, is_smollm2, smollm2_gguf_path
 from tamis.models.derived import CONVERSION_VERSION, converted_smollm2_dir, model_path
+from tamis.models.hf_prefix import can_pack, pack, packed_hidden, shared_prompts
 
 __all__ = ["CONVERSION_VERSION", "TransformersLLM", "adapter_base_spec", "best_device", "converted_smollm2_dir",
            "is_adapter_dir"]
@@ -191,7 +192,8 @@ class TransformersLLM(LLM):
                 encoded[i] = (context[drop:], target)
                 notes[i] = (note, drop)
         todo = [i for i in range(len(encoded)) if results[i] is None]
-        order = sorted(todo, key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+        groups, singles = shared_prompts([c for c, _ in encoded], todo) if self._packs() else ([], todo)
+        order = sorted(singles, key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
         pad = self.tokenizer.pad_token_id
         for batch in self._token_batches(order, [len(c) + len(r) for c, r in encoded]):
             seqs = [encoded[i][0] + encoded[i][1] for i in batch]
@@ -203,18 +205,34 @@ class TransformersLLM(LLM):
             # positions, so no padding mask is needed, and without one SDPA keeps its fast causal path.
             hidden = self._hidden_states(ids.to(self.device))
             for row, i in enumerate(batch):
-                context, target = encoded[i]
-                lo = len(context)
-                step_logits = self._logits(hidden, row, lo - 1, lo - 1 + len(target)).float()
-                logp = torch.log_softmax(step_logits, dim=-1)
-                picked = logp.gather(1, torch.tensor(target, device=logp.device)[:, None])[:, 0]
-                note, dropped = notes.get(i, ("", 0))
-                results[i] = ResponseLogprobs(
-                    tokens=tuple(self.tokenizer.convert_ids_to_tokens(target)),
-                    logprobs=tuple(float(x) for x in picked.cpu()),
-                    note=note, context_dropped=dropped,
-                )
+                lo = len(encoded[i][0])
+                logits = self._logits(hidden, row, lo - 1, lo - 1 + len(encoded[i][1]))
+                results[i] = self._picked(i, encoded[i][1], logits, notes)
+        # rows sharing a prompt: one packed sequence per prompt (hf_prefix)
+        packs = [pack(encoded[g[0]][0], [encoded[i][1] for i in g]) for g in groups]
+        sizes = [len(p.ids) for p in packs]
+        head = self.model.get_output_embeddings()
+        for batch in self._token_batches(sorted(range(len(groups)), key=lambda g: -sizes[g]), sizes):
+            hidden = packed_hidden(self.model, [packs[g] for g in batch], pad, self.device, self.dtype)
+            for row, g in enumerate(batch):
+                for i, reads in zip(groups[g], packs[g].reads):
+                    results[i] = self._picked(i, encoded[i][1], head(hidden[row, reads]), notes)
         return [r for r in results if r is not None]
+
+    def _picked(self, i: int, target: list[int], step_logits: torch.Tensor,
+                notes: dict[int, tuple[str, int]]) -> ResponseLogprobs:
+        """Row ``i``'s result from the logits that predict its target tokens."""
+        logp = torch.log_softmax(step_logits.float(), dim=-1)
+        picked = logp.gather(1, torch.tensor(target, device=logp.device)[:, None])[:, 0]
+        note, dropped = notes.get(i, ("", 0))
+        return ResponseLogprobs(tokens=tuple(self.tokenizer.convert_ids_to_tokens(target)),
+                                logprobs=tuple(float(x) for x in picked.cpu()), note=note, context_dropped=dropped)
+
+    def _packs(self) -> bool:
+        """Whether rows that share a prompt are scored in one packed pass (hf_prefix); ``pack_prompts=false``
+        turns it off."""
+        return (str(self.spec.options.get("pack_prompts", "true")).lower() not in ("0", "false", "no")
+                and self._split_head() and can_pack(self.model))
 
     def _token_batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
         """Consecutive (length-sorted) batches of at most ``batch_size`` sequences and
