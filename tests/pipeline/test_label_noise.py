@@ -171,3 +171,15 @@ def test_answers_map_labels_to_the_words_the_model_says(tmp_path: Path) -> None:
             noisy.meta["label_noise"]
     with pytest.raises(DataError, match="the same answer"):
         _build(tmp_path, answers={"spam": "yes", "ham": "yes"})
+
+
+def test_fold_splits_hold_out_every_example_exactly_once():
+    from tamis.curate.steps import fold_splits
+
+    splits = fold_splits(10, 3, seed=7)
+    held = [i for _, h in splits for i in h]
+    assert sorted(held) == list(range(10)) and [len(h) for _, h in splits] == [4, 3, 3]
+    assert all(not set(train) & set(h) and sorted(train + h) == list(range(10)) for train, h in splits)
+    assert fold_splits(10, 3, seed=7) == splits and fold_splits(10, 3, seed=8) != splits
+    with pytest.raises(ConfigError, match="folds must lie in"):
+        fold_splits(3, 4, seed=0)

@@ -12,7 +12,7 @@ from tamis.io import DataError
 from tamis.pipeline.recipe import Recipe, SyntheticRecipe, apply_overrides, find_recipe, load_recipe, shipped_recipes
 from tamis.pipeline.sources import build_source, data_root, resolve_reference
 
-STUDIES = {"clear", "gdig", "hedit", "synthetic", "demo-study", "label-noise"}
+STUDIES = {"clear", "clear-spam", "gdig", "hedit", "synthetic", "demo-study", "label-noise"}
 
 
 def test_every_study_ships_as_a_recipe_with_a_description():
@@ -43,7 +43,7 @@ def test_a_name_or_a_path_finds_a_recipe(tmp_path):
     own = tmp_path / "gdig"  # an existing file wins over a shipped name
     own.write_text("name: mine\ndata: {train: a.jsonl, test: b.jsonl}\nvariants: {raw: []}\n")
     assert find_recipe(own) == own
-    with pytest.raises(DataError, match="no shipped recipe of that name; shipped: clear, "):
+    with pytest.raises(DataError, match="no shipped recipe of that name; shipped: clear-spam, clear, "):
         find_recipe("no-such-study")
 
 
@@ -100,7 +100,7 @@ def test_without_a_source_train_and_test_are_required(tmp_path):
         load_recipe(bad)
 
 
-@pytest.mark.parametrize("name", ["clear", "gdig", "hedit", "label-noise", "demo-study"])
+@pytest.mark.parametrize("name", ["clear", "clear-spam", "gdig", "hedit", "label-noise", "demo-study"])
 def test_shipped_recipe_data_resolves(name, shared_data, tmp_path, monkeypatch):
     """Build the recipe's data at its default size: every reference then names an existing file."""
     monkeypatch.setenv("TAMIS_DATA_ROOT", str(shared_data))

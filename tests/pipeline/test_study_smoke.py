@@ -55,6 +55,35 @@ def test_clear_study(data_root, workspace, tmp_path):
     assert "token_f1" in result.report.read_text()
 
 
+def test_clear_spam_study_base_vs_cross_fitted_confidence(workspace, tmp_path):
+    """The CLEAR study on a learnable task: base and cross-fitted BSDetector filters, the cross-fitted
+    label filter on the same fold models (trained once), the controls, detection for each."""
+    warmup = "{max_steps: 1, batch_size: 2, learning_rate: 0.001, eval_fraction: 0.0, max_length: 64}"
+    recipe = load_recipe("clear-spam", TINY + [
+        "data.source.params.n_train=8", "data.source.params.n_test=4", "seeds=[0]", "eval.base_model=false",
+        f"variants.auto-filter-xfit.0.confidence_filter.warmup={warmup}",
+        f"variants.label-filter-xfit.0.label_filter.warmup={warmup}"])
+    result = run_study(recipe, workspace, tmp_path / "out")
+    out = result.out_dir
+    assert [r["variant"] for r in result.rows] == ["raw", "auto-filter", "auto-filter-xfit", "label-filter-xfit",
+                                                   "random-same-size", "clean"]
+    sizes = {r["variant"]: r["n_train"] for r in result.rows}
+    assert sizes["auto-filter"] == sizes["auto-filter-xfit"] == sizes["random-same-size"] == 4  # the median rule
+    xfit = _decisions(out, "auto-filter-xfit")
+    assert {d["evidence"]["tuning"] for d in xfit} == {"cross-fitted"}
+    assert len({d["evidence"]["confidence_model"] for d in xfit}) == 2  # two fold models
+    assert not any("tuning" in (d.get("evidence") or {}) for d in _decisions(out, "auto-filter"))
+    info = "tamis_training.json"
+    for k in (0, 1):  # the label filter's fold models are the confidence filter's, reused, not retrained
+        mine = out / "variants/label-filter-xfit/step0-label_filter" / f"fold{k}" / "adapter" / info
+        theirs = out / "variants/auto-filter-xfit/step0-confidence_filter" / f"fold{k}" / "adapter" / info
+        assert json.loads(mine.read_text())["data_fingerprint"] == json.loads(theirs.read_text())["data_fingerprint"]
+    detection = json.loads((out / "comparison.json").read_text())["detection"]
+    assert detection["auto-filter"]["score"] == detection["auto-filter-xfit"]["score"] == "confidence"
+    assert detection["label-filter-xfit"]["score"] == "label_confidence"
+    assert all(0 <= detection[v]["auroc"]["value"] <= 1 for v in ("auto-filter", "auto-filter-xfit"))
+
+
 def test_gdig_study_through_the_cli(data_root, workspace, tmp_path):
     # the shipped selection rules at a budget of 3 of 8 candidates; a cheap influence setting
     influence = ('{seed_set: "split:seed", hessian: kfac, projection_dim: 512, factor_limit: 4, '

@@ -8,10 +8,12 @@ from typing import Optional
 import typer
 
 from tamis.cli.app import (CalibrateOpt, DryRunOpt, EngineOptions, FormatOpt, OverwriteOpt, PlanJsonOpt, WorkspaceOpt,
-                           app, check_plan_flags, friendly_errors, opt, out, score_app, show_plan, workspace_from)
+                           app, check_plan_flags, experiment_app, friendly_errors, opt, out, score_app, show_plan,
+                           workspace_from)
 from tamis.cli.clear import PushOpt, push_output
 from tamis.curate.select import SelectionConfig
 from tamis.engine.base import EngineConfig
+from tamis.pipeline.lds import LDSJob
 from tamis.signals.influence.config import GradientConfig, InfluenceConfig
 
 
@@ -103,3 +105,38 @@ def select_command(
     out.print(f"[bold]decisions[/] {result.counts}; outputs in [bold]{result.out_dir}[/] (decisions.jsonl, "
               f"{result.data_path.name if result.data_path else ''}, dropped.jsonl, README.md)")
     push_output(result, push_to_hub)
+
+
+@experiment_app.command("lds")
+@friendly_errors
+def experiment_lds(
+    candidates: Path = typer.Argument(..., help="Candidate training data (chat examples)."),
+    seed_set: Path = opt(LDSJob, "seed_set", "--seed-set", required=True),
+    model: str = opt(LDSJob, "model", "--model", "-m"),
+    output: Optional[Path] = opt(LDSJob, "out", "--out", "-o"),
+    n_subsets: int = opt(LDSJob, "n_subsets", "--subsets"),
+    fraction: float = opt(LDSJob, "fraction"),
+    hessians: str = opt(LDSJob, "hessians"),
+    projection_dim: int = opt(LDSJob, "projection_dim"),
+    epochs: float = typer.Option(1.0, help="Epochs of the warm-up and of every subset training."),
+    max_steps: int = typer.Option(-1, help="Optimiser steps of each training instead of epochs (-1: by epochs)."),
+    batch_size: int = typer.Option(4, help="Training batch size."),
+    learning_rate: float = typer.Option(0.001, help="LoRA learning rate."),
+    train_max_length: int = typer.Option(128, help="Truncate training sequences to this many tokens."),
+    max_length: int = opt(LDSJob, "max_length"),
+    seed: int = opt(LDSJob, "seed"),
+    overwrite: bool = OverwriteOpt,
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
+    """Validate influence scores by retraining on random subsets: the LDS of each Hessian choice vs random."""
+    from tamis.pipeline.lds import run_lds
+
+    train = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "learning_rate": learning_rate,
+             "max_length": train_max_length, "eval_fraction": 0.0}
+    job = LDSJob(candidates=str(candidates), seed_set=str(seed_set), model=model, out=str(output) if output else None,
+                 n_subsets=n_subsets, fraction=fraction, hessians=_names(hessians), projection_dim=projection_dim,
+                 train=train, max_length=max_length, seed=seed)
+    result = run_lds(job, workspace_from(workspace), overwrite=overwrite)
+    for name, r in result.scores.items():
+        out.print(f"LDS {name:>8}: {r['value']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] over {r['n']} seed examples")
+    out.print(f"outputs in [bold]{result.out_dir}[/] (lds.json, summary.md, losses.jsonl, manifest.json)")

@@ -18,14 +18,15 @@ from typing import Any
 
 from tamis.curate.decisions import Decision, action_counts
 from tamis.curate.filter import FilterRule, auto_filter
-from tamis.curate.steps import StepContext, check_params, register_step
+from tamis.curate.steps import StepContext, check_params, fold_splits, register_step
 from tamis.records import Example
 from tamis.store import atomic_write_json, atomic_write_text
 
 _CONFIDENCE_KEYS = ("k", "temperature", "max_tokens", "alpha", "beta", "similarity", "reflection", "embedder",
                     "max_prompt_chars", "max_response_chars")
 _RULE_KEYS = ("threshold", "quantile", "keep_fraction")
-_FILTER_KEYS = ("model",) + _CONFIDENCE_KEYS + _RULE_KEYS
+_TUNING_KEYS = ("warmup", "folds")
+_FILTER_KEYS = ("model",) + _CONFIDENCE_KEYS + _RULE_KEYS + _TUNING_KEYS
 # auto_correct's own parameters -> tamis.curate.correct.CorrectConfig fields
 _CORRECT_KEYS = {"eta": "eta", "review_above": "review_above", "judge_k": "k", "judge_beta": "beta",
                  "judge_temperature": "temperature", "answer_max_tokens": "max_tokens", "judge_max_chars": "max_chars"}
@@ -33,16 +34,41 @@ _CORRECT_KEYS = {"eta": "eta", "review_above": "review_above", "judge_k": "k", "
 
 @register_step("confidence_filter")
 def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
-    """Keep examples whose BSDetector confidence clears the rule (default: the median, as CLEAR)."""
+    """Keep examples whose BSDetector confidence clears the rule (default: the median, as CLEAR).
+
+    The confidence comes from ``model`` as it is, or, as CLEAR does, fine-tuned first: ``warmup:``
+    (SFT settings) tunes it on all the examples; ``folds: K`` cross-fits: K LoRA runs, each tuned on
+    K-1 folds and scoring the held-out fold, so no example is judged by a model that saw it
+    (cleanlab's out-of-fold protocol). Each decision's evidence names the model that scored it."""
     from tamis.models import load_embedder
     from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
+    from tamis.signals.registry import SignalTable
 
     check_params("confidence_filter", params, _FILTER_KEYS)
     cfg = ConfidenceConfig(**{k: params[k] for k in _CONFIDENCE_KEYS if k in params}, seed=ctx.seed)
-    llm = ctx.llm(params.get("model", "transformers:smollm2"))
+    model = params.get("model", "transformers:smollm2")
     embedder = load_embedder(cfg.embedder, ctx.workspace) if cfg.similarity == "embedding" else None
-    report = bsdetector_confidence(examples, llm, cfg, embedder=embedder)
-    decisions, _ = auto_filter(report.table, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="")
+    folds, warmup = int(params.get("folds", 1)), params.get("warmup")
+    if folds > 1:
+        parts = [(ctx.tuned([examples[i] for i in train], model, dict(warmup or {}), f"fold{k}"), held)
+                 for k, (train, held) in enumerate(fold_splits(len(examples), folds, ctx.seed))]
+    else:
+        parts = [(ctx.tuned(examples, model, dict(warmup), "warmup") if warmup is not None else model,
+                  list(range(len(examples))))]
+    rows, counts, scored_by = [], {}, {}
+    for spec, held in parts:
+        report = bsdetector_confidence([examples[i] for i in held], ctx.llm(spec), cfg, embedder=embedder)
+        rows += report.rows
+        counts = {k: counts.get(k, 0) + v for k, v in report.counts.items()}
+        scored_by |= {examples[i].id: spec for i in held}
+    order = {ex.id: n for n, ex in enumerate(examples)}
+    table = SignalTable.from_rows(sorted(rows, key=lambda r: order[r["id"]]), counts)
+    decisions, _ = auto_filter(table, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="")
+    if folds > 1 or warmup is not None:
+        how = "cross-fitted" if folds > 1 else "warmed-up"
+        for d in decisions:
+            d.evidence = dict(d.evidence or {}) | {"confidence_model": scored_by[d.id], "tuning": how}
+            d.reason += f" (BSDetector under the {how} model)"
     return decisions
 
 

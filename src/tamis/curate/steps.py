@@ -29,6 +29,10 @@ class StepContext:
     seed: int = 0
     resolve: Callable[[str], Path] | None = None  # the recipe's data references (paths, data-root:, split:)
     engine: Any = None  # the recipe's ``engine:`` (a tamis.engine.EngineConfig); None: this process
+    # fine-tunes a model for a step that measures with a tuned model (warm-ups, cross-fitting):
+    # (examples, model spec, SFT settings, seed, folder) -> the tuned model's spec. Training sits above
+    # curation, so the runner supplies it (tamis.pipeline.crossfit.warm_up).
+    tune: Callable[[list[Example], str, dict[str, Any], int, Path], str] | None = None
 
     def path(self, ref: str) -> Path:
         """The file a step parameter names, resolved like the recipe's own data references."""
@@ -43,6 +47,29 @@ class StepContext:
         shards = (f"{self.engine.shards.rstrip('/')}/{self.out_dir.parent.name}/{self.out_dir.name}"
                   if self.engine is not None and self.engine.shards else self.out_dir / "shards")
         return stage_llm(spec, self.workspace, self.engine, shards)
+
+    def tuned(self, examples: list[Example], model: str, settings: dict[str, Any], name: str) -> str:
+        """``model`` fine-tuned on ``examples`` with SFT ``settings`` in the step's folder ``name``."""
+        if self.tune is None:
+            raise ConfigError("this step fine-tunes a model first (warmup/folds); run it in a recipe "
+                              "(tamis experiment run), which can train")
+        return self.tune(examples, model, settings, self.seed, self.out_dir / name)
+
+
+def fold_splits(n: int, folds: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """(training indices, held-out indices) per fold: a seeded shuffle dealt round-robin into ``folds``
+    parts, so every index is held out exactly once (cleanlab's out-of-fold protocol)."""
+    import random
+
+    if not 2 <= folds <= n:
+        raise ConfigError(f"folds must lie in [2, {n}] (the number of examples), got {folds}")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    splits = []
+    for k in range(folds):
+        held = {i for j, i in enumerate(order) if j % folds == k}
+        splits.append(([i for i in range(n) if i not in held], sorted(held)))
+    return splits
 
 
 def check_params(step: str, params: dict[str, Any], allowed: set[str] | tuple[str, ...]) -> None:

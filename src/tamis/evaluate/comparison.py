@@ -92,7 +92,7 @@ def compare_study(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, bas
 
 
 def detection(start: Sequence[Example], decisions_file: str | Path, flag: str,
-              score_keys: tuple[str, ...] = ("label_confidence", "neighbour_agreement")) -> dict[str, Any] | None:
+              score_keys: tuple[str, ...] = ("label_confidence", "neighbour_agreement", "confidence")) -> dict[str, Any] | None:
     """Precision/recall of a variant's drops against rows flagged ``meta[flag]`` in the data it started
     from (and, when its decisions carry one of ``score_keys`` (higher = cleaner), that score's AUROC as a
     detector with a bootstrap CI); None when no starting row carries the flag (nothing to check)."""

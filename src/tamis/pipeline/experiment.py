@@ -13,6 +13,7 @@ recovered when an oracle variant exists, and detection quality against injected 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from tamis.evaluate.comparison import BASE_MODEL_VARIANT, compare_study, detecti
 from tamis.evaluate.run import EvalSettings, run_eval
 from tamis.io import DataError, read_dataset, write_dataset
 from tamis.manifest import Manifest
-from tamis.pipeline.label_curation import already_trained, train_once
+from tamis.pipeline.crossfit import already_trained, train_once, warm_up
 from tamis.pipeline.recipe import Recipe
 from tamis.pipeline.sources import build_source
 from tamis.curate.steps import StepContext, get_step
@@ -67,7 +68,8 @@ def build_variant(recipe: Recipe, name: str, train: list[Example], workspace: Wo
     for i, step in enumerate(recipe.variants[name].steps):
         (step_name, params), = step.items()
         ctx = StepContext(workspace=workspace, out_dir=folder / f"step{i}-{step_name}", seed=recipe.seeds[0],
-                          resolve=recipe.path, engine=recipe.engine_config)
+                          resolve=recipe.path, engine=recipe.engine_config,
+                          tune=functools.partial(warm_up, workspace=workspace))
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         decisions = get_step(step_name)(examples, params, ctx)
         examples, dropped = apply_decisions(examples, decisions)

@@ -22,78 +22,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
-import shutil
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tamis.curate.decisions import Decision
-from tamis.curate.steps import StepContext, check_params, register_step
+from tamis.curate.steps import StepContext, check_params, fold_splits, register_step
 from tamis.errors import ConfigError
+from tamis.pipeline.crossfit import warm_up
 from tamis.records import Example
 
 LABEL_FILTER_KEYS = ("model", "warmup", "rule", "folds", "options")
 RULES = ("confident", "disagree", "median")
-
-
-def already_trained(model_dir: Path, fingerprint: str, settings: Any, weights_fp: str | None = None) -> bool:
-    """An adapter trained on exactly these examples (and training weights) with exactly these settings exists."""
-    from dataclasses import asdict
-
-    from tamis.train.sft import TRAINING_INFO
-
-    info = model_dir / TRAINING_INFO
-    if not info.is_file():
-        return False
-    saved = json.loads(info.read_text())
-    wanted = json.loads(json.dumps(asdict(settings), default=str))  # as saved: tuples become lists
-    return (saved.get("data_fingerprint") == fingerprint and saved.get("settings") == wanted
-            and saved.get("weights_fingerprint") == weights_fp)
-
-
-def train_once(examples: list[Example], settings: Any, out_dir: Path, workspace: Any,
-               weights: list[float] | None = None) -> Path:
-    """The adapter (or model) folder of ``settings`` trained on ``examples``: trained here, or copied from
-    the workspace's store of finished trainings (``WORKSPACE/trained/KEY``, keyed by the data fingerprint
-    and the settings), so a warm-up identical to a variant's own training (the raw variant's, when the
-    recipe gives both the same settings) runs once."""
-    from dataclasses import asdict
-
-    from tamis.train.sft import data_fingerprint, train_sft
-    from tamis.train.weights import weights_fingerprint
-
-    fingerprint, weights_fp = data_fingerprint(examples), weights_fingerprint(weights)
-    model_dir = Path(out_dir) / ("adapter" if settings.lora else "model")
-    if already_trained(model_dir, fingerprint, settings, weights_fp):
-        return model_dir
-    key = [fingerprint, asdict(settings)] + ([weights_fp] if weights_fp else [])
-    blob = json.dumps(key, sort_keys=True, default=str)
-    shared = Path(workspace.root) / "trained" / hashlib.sha256(blob.encode()).hexdigest()[:16]
-    if already_trained(shared, fingerprint, settings, weights_fp):
-        shutil.copytree(shared, model_dir, dirs_exist_ok=True)
-        return model_dir
-    # the study owns the folder (overwrite); the same settings are still reused
-    train_sft(examples, settings, out_dir, workspace, overwrite=True, weights=weights)
-    partial = shared.with_name(shared.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(model_dir, partial)
-    shutil.rmtree(shared, ignore_errors=True)
-    partial.rename(shared)  # complete or absent: a killed copy is never mistaken for a finished training
-    return model_dir
-
-
-def _warm_up(examples: list[Example], model: str, warmup: dict[str, Any], seed: int, out_dir: Path,
-             ctx: StepContext) -> str:
-    """Fine-tune ``model`` on ``examples`` (reused when already trained); the tuned model's spec."""
-    from tamis.train.settings import SFTSettings
-
-    settings = SFTSettings(**({"eval_fraction": 0.0} | warmup | {"model": model, "seed": seed}))
-    return f"transformers:{train_once(examples, settings, out_dir, ctx.workspace)}"
 
 
 def _label_probabilities(spec: str, examples: list[Example], options: list[str] | None,
@@ -128,16 +70,12 @@ def label_filter_step(examples: list[Example], params: dict[str, Any], ctx: Step
     options = params.get("options")
     probs: dict[str, dict[str, float]] = {}
     if folds == 1:
-        spec = _warm_up(examples, model, warmup, ctx.seed, ctx.out_dir / "warmup", ctx)
+        spec = warm_up(examples, model, warmup, ctx.seed, ctx.out_dir / "warmup", ctx.workspace)
         probs = dict(zip([ex.id for ex in examples], _label_probabilities(spec, examples, options, ctx)))
     else:
-        order = list(range(len(examples)))
-        random.Random(ctx.seed).shuffle(order)
-        for k in range(folds):
-            held = {i for j, i in enumerate(order) if j % folds == k}
-            train = [ex for i, ex in enumerate(examples) if i not in held]
-            scored = [ex for i, ex in enumerate(examples) if i in held]
-            spec = _warm_up(train, model, warmup, ctx.seed, ctx.out_dir / f"fold{k}", ctx)
+        for k, (train, held) in enumerate(fold_splits(len(examples), folds, ctx.seed)):
+            spec = warm_up([examples[i] for i in train], model, warmup, ctx.seed, ctx.out_dir / f"fold{k}", ctx.workspace)
+            scored = [examples[i] for i in held]
             probs |= dict(zip([ex.id for ex in scored], _label_probabilities(spec, scored, options, ctx)))
     return label_decisions(examples, probs, rule, "cross-fitted" if folds > 1 else "warmed-up")
 
