@@ -83,6 +83,20 @@ def test_detection_precision_and_recall(tmp_path: Path) -> None:
     assert detection(examples, tmp_path / "decisions.jsonl", "no_such_flag") is None
 
 
+def test_detection_reports_the_score_beside_length_alone_and_length_matched(tmp_path: Path) -> None:
+    """A score that only tracks length looks like a detector when flawed rows are longer; the length-only
+    baseline and the length-matched AUROC beside it show that. Ten length groups of 9 rows, group g
+    with g flawed rows, all of one length: length predicts the flaw, nothing does within a group."""
+    examples = [chat_example([{"role": "user", "content": f"q{g}-{j}"}, {"role": "assistant", "content": "x" * (10 + 100 * g)}],
+                             id=f"e{g}-{j}", meta={"flaw": j < g}) for g in range(10) for j in range(9)]
+    rows = [{"id": ex.id, "action": "keep", "scores": {"confidence": -len(ex.response)}} for ex in examples]
+    (tmp_path / "decisions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = detection(examples, tmp_path / "decisions.jsonl", "flaw")
+    assert d["score"] == "confidence" and d["auroc"]["value"] > 0.8
+    assert d["length_only_auroc"]["value"] == pytest.approx(d["auroc"]["value"])  # length alone does as well
+    assert d["length_matched_auroc"]["value"] == pytest.approx(0.5)  # and within a length group nothing is left
+
+
 def _write_eval(folder: Path, correct: list[int]) -> None:
     folder.mkdir(parents=True)
     folder.joinpath("outputs.jsonl").write_text("".join(

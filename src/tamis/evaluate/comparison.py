@@ -118,12 +118,19 @@ def detection(start: Sequence[Example], decisions_file: str | Path, flag: str,
     kept = ids - dropped
     found: dict[str, Any] = {}
     if len(scores) == len(ids):
-        from tamis.evaluate.detection import detection_metrics
+        from tamis.evaluate.detection import detection_metrics, length_matched_auroc
 
         order = sorted(ids)
-        metrics = detection_metrics([scores[i] for i in order], [i in flagged for i in order], n_resamples=1000)
+        bad = [i in flagged for i in order]
+        metrics = detection_metrics([scores[i] for i in order], bad, n_resamples=1000)
         if "auroc" in metrics:
-            found = {"score": score, "auroc": metrics["auroc"]}
+            # the confounder check beside every detector: length alone ("longer = worse"), and the score's
+            # AUROC with flagged and clean rows compared only within a response-length decile
+            length = {ex.id: len(ex.response or ex.label or "") for ex in start}
+            lengths = [length[i] for i in order]
+            by_length = detection_metrics(lengths, bad, higher_is_better=False, n_resamples=1000)
+            found = {"score": score, "auroc": metrics["auroc"], "length_only_auroc": by_length.get("auroc"),
+                     "length_matched_auroc": length_matched_auroc([scores[i] for i in order], bad, lengths)}
     return found | {"flag": flag, "n_start": len(ids), "n_flagged": len(flagged), "n_dropped": len(dropped),
             "true_drops": hits,
             "precision": hits / len(dropped) if dropped else float("nan"),
@@ -156,5 +163,9 @@ def verdict_lines(comparison: Mapping[str, Any]) -> list[str]:
         if "auroc" in d:
             a = d["auroc"]
             line += f"; AUROC of {d['score']} {a['value']:.2f} [{a['ci_low']:.2f}, {a['ci_high']:.2f}]"
+            if d.get("length_matched_auroc") and d.get("length_only_auroc"):
+                m, n = d["length_matched_auroc"], d["length_only_auroc"]
+                line += (f", length-matched {m['value']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}] (length alone "
+                         f"{n['value']:.2f})")
         lines.append(line)
     return lines

@@ -91,8 +91,9 @@ def verdict_section(report: HtmlReport, comparison: dict[str, Any]) -> None:
                        "precision": d["precision"], "recall": d["recall"],
                        "flagged share before": _share(d["flagged_share_before"]),
                        "flagged share after": _share(d["flagged_share_after"]),
-                       "AUROC of its score": (f"{d['score']} {d['auroc']['value']:.2f} [{d['auroc']['ci_low']:.2f}, "
-                                              f"{d['auroc']['ci_high']:.2f}]" if "auroc" in d else "")}
+                       "AUROC of its score": _auroc(d, "auroc", f"{d.get('score')} "),
+                       "length-matched AUROC": _auroc(d, "length_matched_auroc"),
+                       "length alone": _auroc(d, "length_only_auroc")}
                       for v, d in detection.items()],
                      caption=f"detection against the injected flaws (meta.{next(iter(detection.values()))['flag']}) "
                              "of the training data each variant started from")
@@ -202,3 +203,8 @@ def _curves(table: list[dict[str, Any]], metric: str) -> dict[str, tuple[list[fl
             points[f"{e['group']} / {e['model']}"].append((float(e["x"]), e[metric]))
     return {name: ([p[0] for p in sorted(pts)], [p[1] for p in sorted(pts)])
             for name, pts in points.items() if len(pts) >= 2}
+
+
+def _auroc(detection: dict, key: str, prefix: str = "") -> str:
+    a = detection.get(key)
+    return f"{prefix}{a['value']:.2f} [{a['ci_low']:.2f}, {a['ci_high']:.2f}]" if a else ""
