@@ -72,7 +72,9 @@ def find_recipe(name_or_path: str | Path) -> Path:
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """``key.path=VALUE`` overrides (VALUE is YAML: 1, true, [0, 1], {n: 5}); a number picks a list position
-    (``variants.auto-filter.0.confidence_filter.k=2``); missing mappings are created."""
+    (``variants.auto-filter.0.confidence_filter.k=2``); missing mappings are created. A YAML alias
+    (``warmup: *train``) is a copy here: an override changes the path it names, not the anchor's other uses."""
+    raw = _unshared(raw)
     for item in overrides:
         key, sep, value = item.partition("=")
         parts = key.strip().split(".")
@@ -101,6 +103,15 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
                     node[key] = {}
                 node = node[key]
     return raw
+
+
+def _unshared(node: Any) -> Any:
+    """A copy in which no two places share one dict or list (YAML aliases are shared objects)."""
+    if isinstance(node, dict):
+        return {k: _unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unshared(v) for v in node]
+    return node
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe | SyntheticRecipe:
