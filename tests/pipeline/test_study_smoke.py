@@ -65,14 +65,19 @@ def test_clear_spam_study_base_vs_cross_fitted_confidence(workspace, tmp_path):
         f"variants.label-filter-xfit.0.label_filter.warmup={warmup}"])
     result = run_study(recipe, workspace, tmp_path / "out")
     out = result.out_dir
-    assert [r["variant"] for r in result.rows] == ["raw", "auto-filter", "auto-filter-xfit", "label-filter-xfit",
-                                                   "random-same-size", "clean"]
+    assert [r["variant"] for r in result.rows] == ["raw", "auto-filter", "auto-filter-xfit", "weight-xfit",
+                                                   "label-filter-xfit", "random-same-size", "clean"]
     sizes = {r["variant"]: r["n_train"] for r in result.rows}
     assert sizes["auto-filter"] == sizes["auto-filter-xfit"] == sizes["random-same-size"] == 4  # the median rule
     xfit = _decisions(out, "auto-filter-xfit")
     assert {d["evidence"]["tuning"] for d in xfit} == {"cross-fitted"}
     assert len({d["evidence"]["confidence_model"] for d in xfit}) == 2  # two fold models
     assert not any("tuning" in (d.get("evidence") or {}) for d in _decisions(out, "auto-filter"))
+    weighted = {d["id"]: d["scores"] for d in _decisions(out, "weight-xfit")}  # soft curation on the same signal
+    assert sizes["weight-xfit"] == 8 and {i: w["confidence"] for i, w in weighted.items()} == {
+        d["id"]: d["scores"]["confidence"] for d in xfit}
+    best = max(weighted.values(), key=lambda w: w["confidence"])
+    assert best["train_weight"] == 1.0 and min(w["train_weight"] for w in weighted.values()) == pytest.approx(0.1)
     info = "tamis_training.json"
     for k in (0, 1):  # the label filter's fold models are the confidence filter's, reused, not retrained
         mine = out / "variants/label-filter-xfit/step0-label_filter" / f"fold{k}" / "adapter" / info

@@ -175,18 +175,44 @@ def policy_filter_step(examples: list[Example], params: dict[str, Any], ctx: Ste
 @register_step("weight_by")
 def weight_by_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
     """Keep every example with a training weight (``scores["train_weight"]``, carried into the variant's
-    data as ``meta.train_weight``) by its rank on ``signal`` in ``scores`` (runs or score files);
-    ``floor`` is the worst example's weight (default 0.1), the best gets 1."""
+    data as ``meta.train_weight``) by its rank on ``signal`` in ``scores`` (runs or score files) or in
+    the decisions of another ``variant`` listed before this one (e.g. the confidence a filter variant
+    measured: soft curation on the same signal the filter cuts on); ``floor`` is the worst example's
+    weight (default 0.1), the best gets 1."""
     from tamis.errors import ConfigError
     from tamis.signals.registry import SignalSet
     from tamis.train.weights import signal_weights
 
-    check_params("weight_by", params, {"signal", "scores", "floor"})
-    refs, signal = params.get("scores"), params.get("signal")
-    if not refs or not signal:
-        raise ConfigError("recipe step 'weight_by' needs signal: NAME and scores: the runs (or score files) holding it")
-    paths = [ctx.path(r) for r in ([refs] if isinstance(refs, str) else refs)]
+    check_params("weight_by", params, {"signal", "scores", "variant", "floor"})
+    refs, signal, other = params.get("scores"), params.get("signal"), params.get("variant")
+    if not signal or bool(refs) == bool(other):
+        raise ConfigError("recipe step 'weight_by' needs signal: NAME and either scores: the runs (or score files) "
+                          "holding it, or variant: an earlier variant whose decisions carry it")
+    if other:
+        paths = [_variant_scores(str(other), signal, ctx)]
+    else:
+        paths = [ctx.path(r) for r in ([refs] if isinstance(refs, str) else refs)]
     weights = signal_weights(examples, paths, signal, floor=float(params.get("floor", 0.1)))
     values = SignalSet.read(paths).values(signal)
     return [Decision(ex.id, "keep", f"training weight {w:.3f} by its rank on {signal}",
                      scores={"train_weight": w, signal: values[ex.id]}) for ex, w in zip(examples, weights)]
+
+
+def _variant_scores(variant: str, signal: str, ctx: StepContext) -> Path:
+    """The scores an earlier variant's decisions carry, as a signal table in this step's folder."""
+    from tamis.errors import ConfigError
+    from tamis.signals.registry import SignalTable
+
+    # ctx.out_dir is OUT/variants/THIS/stepI-NAME; the other variant's decisions are OUT/variants/OTHER/
+    decisions = ctx.out_dir.parent.parent / variant / "decisions.jsonl"
+    if not decisions.is_file():
+        raise ConfigError(f"recipe step 'weight_by': variant {variant!r} has no decisions yet ({decisions}); list it "
+                          "before this variant in the recipe")
+    rows: dict[str, dict[str, Any]] = {}
+    for line in decisions.read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        if signal in (d.get("scores") or {}):
+            rows[d["id"]] = {"id": d["id"], signal: d["scores"][signal]}  # a later step's value wins
+    folder = ctx.out_dir / f"scores-{variant}"
+    SignalTable.from_rows(rows.values(), source=str(decisions)).write(folder)
+    return folder
