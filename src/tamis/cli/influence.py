@@ -126,6 +126,9 @@ def experiment_lds(
     max_length: int = opt(LDSJob, "max_length"),
     seed: int = opt(LDSJob, "seed"),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Validate influence scores by retraining on random subsets: the LDS of each Hessian choice vs random."""
@@ -136,6 +139,11 @@ def experiment_lds(
     job = LDSJob(candidates=str(candidates), seed_set=str(seed_set), model=model, out=str(output) if output else None,
                  n_subsets=n_subsets, fraction=fraction, hessians=_names(hessians), projection_dim=projection_dim,
                  train=train, max_length=max_length, seed=seed)
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_lds
+
+        return show_plan(lambda ws: plan_lds(job, ws), workspace, as_json, calibrate)
     result = run_lds(job, workspace_from(workspace), overwrite=overwrite)
     for name, r in result.scores.items():
         out.print(f"LDS {name:>8}: {r['value']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] over {r['n']} seed examples")

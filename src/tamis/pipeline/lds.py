@@ -66,10 +66,11 @@ class LDSResult:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> value, ci_low, ci_high, n
 
 
-def _settings(job: LDSJob, seed: int) -> Any:
+def training_settings(job: LDSJob) -> Any:
+    """The SFT settings of the warm-up and of every subset model."""
     from tamis.train.settings import SFTSettings
 
-    return SFTSettings(**({"eval_fraction": 0.0} | dict(job.train) | {"model": job.model, "seed": seed}))
+    return SFTSettings(**({"eval_fraction": 0.0} | dict(job.train) | {"model": job.model, "seed": job.seed}))
 
 
 def _seed_losses(adapter: Path, seeds: list[Example], workspace: Workspace) -> list[float]:
@@ -107,7 +108,7 @@ def run_lds(job: LDSJob, workspace: Workspace, *, overwrite: bool = False) -> LD
         manifest.count(candidates=len(candidates), seeds=len(seeds), subsets=job.n_subsets,
                        subset_size=int(masks[0].sum()))
         with manifest.stage("warmup"):
-            adapter = train_once(candidates, _settings(job, job.seed), out / "warmup", workspace)
+            adapter = train_once(candidates, training_settings(job), out / "warmup", workspace)
         scores: dict[str, np.ndarray] = {}
         for hessian in job.hessians:
             with manifest.stage(f"influence_{hessian}"):
@@ -140,7 +141,7 @@ def _subset_losses(job: LDSJob, candidates: list[Example], seeds: list[Example],
         for m, mask in enumerate(masks):
             if m not in done:
                 subset = [ex for ex, keep in zip(candidates, mask) if keep]
-                adapter = train_once(subset, _settings(job, job.seed), out / "subsets" / f"{m:03d}", workspace)
+                adapter = train_once(subset, training_settings(job), out / "subsets" / f"{m:03d}", workspace)
                 done[m] = _seed_losses(adapter, seeds, workspace)
                 with open(path, "a", encoding="utf-8") as f:
                     f.write(json.dumps({"subset": m, "losses": done[m]}) + "\n")

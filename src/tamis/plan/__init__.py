@@ -23,7 +23,7 @@ A dry run writes nothing into the output folder (no run folder, no settings.json
 """
 
 from tamis.plan.plans import (Operation, Plan, calibrate, plan_confidence, plan_correct, plan_embed, plan_eval,
-                              plan_generation, plan_influence, plan_profile, plan_sft, show)
+                              plan_generation, plan_influence, plan_lds, plan_profile, plan_sft, show)
 from tamis.plan.recording import RecordingEmbedder, RecordingLLM, sft_row_tokens, sft_steps, sft_tokens
 from tamis.plan.throughput import (Meter, count_choices, count_embed, count_generate, count_score, read_throughput,
                                    record_throughput, timed)
@@ -32,5 +32,5 @@ from tamis.plan.tokens import TokenCounter, _TokenizerOnly, counter_for, counter
 __all__ = ["Meter", "Operation", "Plan", "RecordingEmbedder", "RecordingLLM", "TokenCounter", "calibrate",
            "count_choices", "count_embed", "count_generate", "count_score", "counter_for", "counter_of",
            "plan_confidence", "plan_correct", "plan_embed", "plan_eval", "plan_generation", "plan_influence",
-           "plan_profile", "plan_sft", "read_throughput", "record_throughput", "sft_row_tokens", "sft_steps",
+           "plan_lds", "plan_profile", "plan_sft", "read_throughput", "record_throughput", "sft_row_tokens", "sft_steps",
            "sft_tokens", "show", "timed"]

@@ -278,6 +278,41 @@ def plan_influence(config: Any, workspace: Any) -> Plan:
     return plan
 
 
+def plan_lds(job: Any, workspace: Any) -> Plan:
+    """``experiment lds``: the warm-up and every subset training, one influence run per Hessian choice,
+    and each subset model scoring the seed set."""
+    from dataclasses import replace
+
+    from tamis.evaluate.lds import subset_masks
+    from tamis.pipeline.lds import training_settings
+    from tamis.signals.influence.config import GradientConfig, InfluenceConfig
+
+    plan = Plan("experiment lds")
+    cands = _read(job.candidates, None).examples
+    seeds = _read(job.seed_set, None).examples
+    settings = training_settings(job)
+    masks = subset_masks(len(cands), job.n_subsets, job.fraction, job.seed)
+    trainings = [cands] + [[ex for ex, keep in zip(cands, mask) if keep] for mask in masks]
+    for examples in trainings:
+        _merge(plan, plan_sft(examples, settings, workspace))
+    base = InfluenceConfig(candidates=job.candidates, seed_set=job.seed_set, model=job.model,
+                           projection_dim=job.projection_dim, gradients=GradientConfig(max_length=job.max_length))
+    for hessian in job.hessians:
+        _merge(plan, plan_influence(replace(base, hessian=hessian), workspace))
+    llm = RecordingLLM(job.model, plan, workspace)
+    for _ in masks:
+        llm.logprobs([ex.prompt_messages for ex in seeds], [ex.response or "" for ex in seeds])
+    plan.notes.append(f"{len(trainings)} trainings (the warm-up on {len(cands)} candidates, {job.n_subsets} subsets of "
+                      f"{int(masks[0].sum())}); trainings and influence features already done are reused")
+    return plan
+
+
+def _merge(plan: Plan, other: Plan) -> None:
+    for row in other.operations:
+        plan.add(row.model, row.op, row.calls, row.prompt_tokens, row.generated_tokens, row.unit,
+                 "; ".join(row.notes[:1]))
+
+
 def _spec(text: str) -> Any:
     from tamis.models.base import ModelSpec
 
