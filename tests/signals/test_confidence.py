@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tamis.models.base import LLM, GenerationParams, LogprobsUnavailable, ModelSpec
+from tamis.errors import ConfigError
 from tamis.models.cached import CachedLLM
 from tamis.records import Message, chat_example, labelled_example
 from tamis.signals.choices import choice_logprobs
@@ -138,3 +139,30 @@ def test_unparseable_reflections_are_counted_and_bad_input_noted():
     assert rows["lab"]["confidence"] is None and rows["lab"]["notes"]
     with pytest.raises(LogprobsUnavailable):
         bsdetector_confidence(examples[:1], _TextOnly(), ConfidenceConfig(k=1, similarity="token_f1", reflection="logprobs"))
+
+
+class _Capturing(_TextOnly):
+    """Plumbing: records the prompts the k samples are asked with."""
+
+    def __init__(self):
+        self.sample_prompts = []
+
+    def generate(self, prompts, params: GenerationParams):
+        if params.n > 1:
+            self.sample_prompts += prompts
+        return [["Paris"] * params.n for _ in prompts]
+
+
+def test_direct_reasoning_samples_answers_to_the_examples_own_prompt():
+    """reasoning=direct asks for answers with the example's own prompt (system turn included), the form a
+    tuned model learned; the default asks for step-by-step reasoning in BSDetector's template."""
+    ex = chat_example([Message("system", "Answer briefly."), Message("user", "Capital of France?"),
+                       Message("assistant", "Paris")], id="q")
+    direct, step = _Capturing(), _Capturing()
+    report = bsdetector_confidence([ex], direct, ConfidenceConfig(k=2, similarity="token_f1", reasoning="direct"))
+    bsdetector_confidence([ex], step, ConfidenceConfig(k=2, similarity="token_f1"))
+    assert direct.sample_prompts == [ex.prompt_messages]
+    assert [m["role"] for m in step.sample_prompts[0]] == ["user"] and "step by step" in step.sample_prompts[0][0]["content"]
+    assert report.rows[0]["r_mean"] == 1.0
+    with pytest.raises(ConfigError, match="reasoning"):
+        ConfidenceConfig(reasoning="free")

@@ -48,6 +48,7 @@ def score_confidence(
     embedder: str = opt(ConfidenceConfig, "embedder"),
     nli_model: Optional[str] = opt(ConfidenceConfig, "nli_model"),
     reflection: str = opt(ConfidenceConfig, "reflection"),
+    reasoning: str = opt(ConfidenceConfig, "reasoning"),
     max_prompt_chars: int = opt(ConfidenceConfig, "max_prompt_chars"),
     max_response_chars: int = opt(ConfidenceConfig, "max_response_chars"),
     baselines: bool = opt(ScoreJob, "baselines"),
@@ -66,7 +67,8 @@ def score_confidence(
 
     cfg = ConfidenceConfig(k=k, temperature=temperature, max_tokens=max_tokens, alpha=alpha, beta=beta,
                            similarity=similarity, embedder=embedder, nli_model=nli_model, reflection=reflection,
-                           seed=seed, max_prompt_chars=max_prompt_chars, max_response_chars=max_response_chars)
+                           reasoning=reasoning, seed=seed, max_prompt_chars=max_prompt_chars,
+                           max_response_chars=max_response_chars)
     job = ScoreJob(data=str(data), out=str(output) if output else None, format=format, model=model, limit=limit,
                    baselines=baselines, judge=judge, confidence=cfg,
                    engine=engine)

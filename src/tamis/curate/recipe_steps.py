@@ -22,8 +22,8 @@ from tamis.curate.steps import StepContext, check_params, fold_splits, register_
 from tamis.records import Example
 from tamis.store import atomic_write_json, atomic_write_text
 
-_CONFIDENCE_KEYS = ("k", "temperature", "max_tokens", "alpha", "beta", "similarity", "reflection", "embedder",
-                    "max_prompt_chars", "max_response_chars")
+_CONFIDENCE_KEYS = ("k", "temperature", "max_tokens", "alpha", "beta", "similarity", "reflection", "reasoning",
+                    "embedder", "max_prompt_chars", "max_response_chars")
 _RULE_KEYS = ("threshold", "quantile", "keep_fraction")
 _TUNING_KEYS = ("warmup", "folds")
 _FILTER_KEYS = ("model",) + _CONFIDENCE_KEYS + _RULE_KEYS + _TUNING_KEYS

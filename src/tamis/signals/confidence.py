@@ -81,7 +81,11 @@ class ConfidenceConfig:
                                     range=(1, None))
     max_response_chars: int = setting(2000, "Truncate responses to this many characters (noted per example).",
                                       range=(1, None))
-    sample_prompt: str = setting(SAMPLE_PROMPT, "Prompt of the k samples ({question}).")
+    reasoning: str = setting("step", "How the k samples are asked for: step (think step by step, then 'answer:': "
+                                     "BSDetector's template) or direct (the example's own prompt, system turn "
+                                     "included: answers in the form a tuned model learned).",
+                             choices=("step", "direct"))
+    sample_prompt: str = setting(SAMPLE_PROMPT, "Prompt of the k samples ({question}; reasoning=step).")
     reflection_prompts: tuple[str, str] = setting(REFLECTION_PROMPTS, "The two self-reflection prompts.")
 
     def __post_init__(self) -> None:
@@ -158,6 +162,7 @@ def bsdetector_confidence(examples: list[Example], llm: LLM, cfg: ConfidenceConf
     cfg = cfg or ConfidenceConfig()
     rows: list[dict[str, Any]] = []
     items: list[tuple[dict[str, Any], str, str]] = []  # (row, question, target)
+    own_prompts: list[ChatMessages] = []  # each item's own prompt (reasoning=direct samples answers to it)
     for ex in examples:
         row: dict[str, Any] = {"id": ex.id, "confidence": None, "notes": []}
         rows.append(row)
@@ -173,9 +178,10 @@ def bsdetector_confidence(examples: list[Example], llm: LLM, cfg: ConfidenceConf
             notes.append("empty response")
         row["notes"].extend(notes)
         items.append((row, question, target))
+        own_prompts.append(ex.prompt_messages)
 
     counts: Counter[str] = Counter(scored=len(items), unscorable=len(rows) - len(items))
-    samples = _observed_consistency(items, llm, cfg, embedder, nli)
+    samples = _observed_consistency(items, llm, cfg, embedder, nli, own_prompts)
     mode = _self_reflection(items, llm, cfg, counts)
     counts[f"reflection_{mode}"] = len(items)
     for row, _, _ in items:
@@ -189,9 +195,10 @@ def bsdetector_confidence(examples: list[Example], llm: LLM, cfg: ConfidenceConf
 
 
 def _observed_consistency(items: list[tuple[dict[str, Any], str, str]], llm: LLM, cfg: ConfidenceConfig,
-                          embedder: Any, nli: Any) -> dict[str, list[str]]:
-    prompts: list[ChatMessages] = [[{"role": "user", "content": cfg.sample_prompt.format(question=q)}]
-                                   for _, q, _ in items]
+                          embedder: Any, nli: Any, own_prompts: list[ChatMessages]) -> dict[str, list[str]]:
+    prompts: list[ChatMessages] = (list(own_prompts) if cfg.reasoning == "direct" else
+                                   [[{"role": "user", "content": cfg.sample_prompt.format(question=q)}]
+                                    for _, q, _ in items])
     params = GenerationParams(n=cfg.k, temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
     generated = llm.generate(prompts, params) if prompts else []
     answers = [[extract_answer(s) for s in per] for per in generated]
