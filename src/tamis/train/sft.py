@@ -170,7 +170,9 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
         report_to=list(settings.report_to),
         disable_tqdm=not (os.isatty(2) and verbose()),  # tamis's own bar (below) unless --verbose
         dataloader_num_workers=0,
-        **settings.extra,
+        # TRL turns activation checkpointing on: it saves GPU memory and costs a second forward pass; on a
+        # CPU memory is not the limit, so off (same results: the recompute restores the dropout RNG)
+        **({"gradient_checkpointing": cuda} | dict(settings.extra)),
     )
     peft_config = None
     if settings.lora:
