@@ -167,6 +167,8 @@ def _run_experiment(recipe: Recipe, workspace: Workspace, out_dir: Path, manifes
     with manifest.stage("compare"):
         comparison = study_comparison(recipe, rows, out_dir, training_data)
     atomic_write_json(out_dir / "comparison.json", comparison, default=float)  # NaN (e.g. no drops) as null
+    # what a rerun reads back (NaN as None), so a finished study gives the same answer as a fresh one
+    comparison = json.loads((out_dir / "comparison.json").read_text(encoding="utf-8"))
     atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     manifest.count(variants=len(recipe.variants), models=len(recipe.models), seeds=len(recipe.seeds), runs=len(rows))
     manifest.output("results", out_dir / "results.jsonl")
