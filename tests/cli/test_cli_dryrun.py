@@ -15,7 +15,7 @@ runner = CliRunner()
 MODEL_PARAMS = {"model", "embedder", "generator", "judge", "versus"}
 NOT_CALLING = {("models", "prepare"),  # loads a model once, calls nothing
                ("inspect",)}           # a tokenizer only
-NOT_YET = {("train", "classifier"), ("experiment", "synthetic"), ("experiment", "run"), ("demo",)}  # see issue 14
+NOT_YET = {("train", "classifier"), ("experiment", "synthetic")}  # see issue 14
 EXPECTED = {("profile",), ("score", "confidence"), ("score", "influence"), ("score", "diversity"), ("correct",),
             ("generate", "labelled"), ("generate", "instructions"), ("generate", "dialogues"), ("train", "sft"),
             ("eval",)}
@@ -151,3 +151,23 @@ def test_calibrate_times_a_few_real_calls_and_still_writes_no_output(tmp_path, m
         assert row["measured"]["calls"] == 8 if key[1] == "score" else row["measured"]["calls"] == 12
         assert row["seconds"] > 0
     assert summary["estimated_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_study_and_demo_dry_runs_count_every_training_evaluation_and_step_call(tmp_path, models_dir):
+    """experiment run --dry-run: per (variant, model, seed) one training and one evaluation, plus the
+    label filter's fold trainings and option scores, counted by the steps' own code; nothing written."""
+    ws = tmp_path / "ws"
+    sets = ["--set", "data.source.params.n_train=16", "--set", "data.source.params.n_test=10",
+            "--set", "seeds=[0, 1]", "--set", "train.max_steps=3"]
+    plan, whole = _plan("experiment", "run", "demo-study", "-w", ws, "-o", tmp_path / "dry", *sets)
+    train, score = plan[("transformers:smollm2", "train")], plan[("transformers:smollm2", "score")]
+    # 4 variants x 2 seeds x 3 steps + 2 fold warm-ups of 8 rows (the warm-up keeps 32 steps, max_steps wins)
+    assert train["calls"] == 4 * 2 * 3 + 2 * 32
+    # each evaluation scores 10 test items x 2 options; the label filter scores its 16 rows x 2 options
+    assert score["calls"] == 4 * 2 * 10 * 2 + 16 * 2
+    assert "8 trainings and evaluations" in " ".join(whole["notes"])
+    assert not (tmp_path / "dry").exists()
+    demo, _ = _plan("demo", "-w", ws)
+    assert ("transformers:smollm2", "train") in demo and ("sentence-transformers:minilm", "embed") in demo
+    assert not (ws / "runs" / "demo").exists()

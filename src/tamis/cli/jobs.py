@@ -50,10 +50,19 @@ def profile(
 @friendly_errors
 def demo(
     study: bool = typer.Option(True, help="Also run the small curation study (fine-tune, evaluate, report)."),
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """The main job on embedded defaults: profile the bundled data, then curate, fine-tune, evaluate, report."""
     from tamis.pipeline.demo import run_demo
+
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan.study import plan_demo
+
+        return show_plan(lambda ws: plan_demo(ws, study), workspace, as_json, calibrate)
 
     result = run_demo(workspace_from(workspace), study=study)
     _print_profile(result.profile)

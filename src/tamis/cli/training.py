@@ -10,6 +10,7 @@ from rich.table import Table
 
 from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out, workspace_from
 from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
+from tamis.errors import ConfigError
 from tamis.evaluate.settings import EvalSettings
 from tamis.train.classifier import ClassifierConfig
 from tamis.train.settings import SFTSettings
@@ -203,6 +204,9 @@ def experiment_run(
     overwrite: bool = typer.Option(False, "--overwrite", help="Rerun in a folder made with another recipe (variants, "
                                                                "trainings and evaluations whose inputs are unchanged "
                                                                "are still reused)."),
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Run a study from a recipe (resumes when interrupted) and write an HTML report."""
@@ -211,6 +215,13 @@ def experiment_run(
     from tamis.pipeline.recipe import SyntheticRecipe, load_recipe
 
     loaded = load_recipe(recipe, overrides or ())
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        if isinstance(loaded, SyntheticRecipe):
+            raise ConfigError("--dry-run plans recipes of data variants; the synthetic study is not planned yet")
+        from tamis.plan.study import plan_experiment
+
+        return show_plan(lambda ws: plan_experiment(loaded, ws), workspace, as_json, calibrate)
     result = run_study(loaded, workspace_from(workspace), output, overwrite=overwrite)
     if isinstance(loaded, SyntheticRecipe):
         from tamis.cli.synthetic import print_synthetic_result

@@ -22,8 +22,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -42,9 +44,8 @@ def _label_probabilities(spec: str, examples: list[Example], options: list[str] 
                          ctx: StepContext) -> list[dict[str, float]]:
     """Each example's label options as probabilities (softmax of the option log-probabilities)."""
     from tamis.evaluate.choices import example_options, option_logprobs
-    from tamis.models import load_llm
 
-    llm = load_llm(spec, ctx.workspace)
+    llm = ctx.llm(spec)
     logprobs = option_logprobs(llm, [ex.prompt_messages for ex in examples], example_options(examples, options))
     out = []
     for lp in logprobs:
@@ -69,12 +70,14 @@ def label_filter_step(examples: list[Example], params: dict[str, Any], ctx: Step
     warmup = dict(params.get("warmup") or {})
     options = params.get("options")
     probs: dict[str, dict[str, float]] = {}
+    if ctx.tune is None:  # called outside a recipe run: train here (the runner hands the same function in)
+        ctx = replace(ctx, tune=functools.partial(warm_up, workspace=ctx.workspace))
     if folds == 1:
-        spec = warm_up(examples, model, warmup, ctx.seed, ctx.out_dir / "warmup", ctx.workspace)
+        spec = ctx.tuned(examples, model, warmup, "warmup")
         probs = dict(zip([ex.id for ex in examples], _label_probabilities(spec, examples, options, ctx)))
     else:
         for k, (train, held) in enumerate(fold_splits(len(examples), folds, ctx.seed)):
-            spec = warm_up([examples[i] for i in train], model, warmup, ctx.seed, ctx.out_dir / f"fold{k}", ctx.workspace)
+            spec = ctx.tuned([examples[i] for i in train], model, warmup, f"fold{k}")
             scored = [examples[i] for i in held]
             probs |= dict(zip([ex.id for ex in scored], _label_probabilities(spec, scored, options, ctx)))
     return label_decisions(examples, probs, rule, "cross-fitted" if folds > 1 else "warmed-up")

@@ -294,11 +294,11 @@ def plan_lds(job: Any, workspace: Any) -> Plan:
     masks = subset_masks(len(cands), job.n_subsets, job.fraction, job.seed)
     trainings = [cands] + [[ex for ex, keep in zip(cands, mask) if keep] for mask in masks]
     for examples in trainings:
-        _merge(plan, plan_sft(examples, settings, workspace))
+        merge(plan, plan_sft(examples, settings, workspace))
     base = InfluenceConfig(candidates=job.candidates, seed_set=job.seed_set, model=job.model,
                            projection_dim=job.projection_dim, gradients=GradientConfig(max_length=job.max_length))
     for hessian in job.hessians:
-        _merge(plan, plan_influence(replace(base, hessian=hessian), workspace))
+        merge(plan, plan_influence(replace(base, hessian=hessian), workspace))
     llm = RecordingLLM(job.model, plan, workspace)
     for _ in masks:
         llm.logprobs([ex.prompt_messages for ex in seeds], [ex.response or "" for ex in seeds])
@@ -307,10 +307,12 @@ def plan_lds(job: Any, workspace: Any) -> Plan:
     return plan
 
 
-def _merge(plan: Plan, other: Plan) -> None:
+def merge(plan: Plan, other: Plan) -> None:
+    """Add another plan's operations to ``plan`` (rows of the same model and operation summed)."""
     for row in other.operations:
         plan.add(row.model, row.op, row.calls, row.prompt_tokens, row.generated_tokens, row.unit,
                  "; ".join(row.notes[:1]))
+    plan.recorders += other.recorders  # --calibrate replays their calls
 
 
 def _spec(text: str) -> Any:
