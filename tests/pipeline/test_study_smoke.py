@@ -4,6 +4,7 @@ examples, one optimiser step, a tiny eval), real bundled models, real data (skip
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -92,7 +93,7 @@ def test_clear_spam_study_base_vs_cross_fitted_confidence(workspace, tmp_path):
 def test_gdig_study_through_the_cli(data_root, workspace, tmp_path):
     # the shipped selection rules at a budget of 3 of 8 candidates; a cheap influence setting
     influence = ('{seed_set: "split:seed", hessian: kfac, projection_dim: 512, factor_limit: 4, '
-                 'gradients: {lora_targets: [q_proj, v_proj]}')
+                 'gradients: {lora_targets: [q_proj, v_proj]}, warmup: {max_steps: 1, batch_size: 2, max_length: 64}')
     variants = (f"{{quality-3: {{group: quality, x: 3, steps: [{{influence_select: {influence}, rule: topk, "
                 "top_k: 3, clusters: 1}}]}, "
                 f"gdig-3: {{group: gdig, x: 3, steps: [{{influence_select: {influence}, rule: mean, budget: 3, "
@@ -109,6 +110,11 @@ def test_gdig_study_through_the_cli(data_root, workspace, tmp_path):
     assert [r["variant"] for r in rows] == ["quality-3", "gdig-3"]
     assert all(set(r["metrics"]) == {"bleu", "corpus_chrf", "ter"} for r in rows)  # translation metrics
     assert rows[0]["n_train"] == 3 and 0 < rows[1]["n_train"] <= 3
+    # one warm-up adapter (G-DIG tunes on the candidates first) and one influence run shared by both variants
+    runs = {(out / "variants" / v / "step0-influence_select" / "influence-run.txt").read_text() for v in ("quality-3", "gdig-3")}
+    assert len(runs) == 1
+    config = json.loads((Path(runs.pop().strip()) / "config.json").read_text())
+    assert config["gradients"]["adapter"].endswith("warmup/adapter")
     quality = _decisions(out, "quality-3")
     assert len(quality) == 8 and sum(d["action"] == "keep" for d in quality) == 3
     assert all("influence_mean" in d["scores"] and d["reason"] for d in quality)

@@ -96,7 +96,9 @@ def auto_correct_step(examples: list[Example], params: dict[str, Any], ctx: Step
 def influence_select_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
     """Score candidates by influence on ``seed_set`` (a data reference: a file, data-root:REL or split:NAME)
     and select with G-DIG's quality rule + diversity (``rule``, ``top_k``, ``budget``, ``clusters``;
-    K-means is seeded by the study's seed). ``gradients`` takes GradientConfig fields."""
+    K-means is seeded by the study's seed). ``gradients`` takes GradientConfig fields. ``warmup:`` (SFT
+    settings) first LoRA-tunes the model on the candidates and takes gradients through that adapter, as
+    G-DIG and LESS do: a fresh LoRA has B = 0, so its A side carries no gradient signal."""
     import numpy as np
 
     from tamis.curate.select import SelectionConfig, select
@@ -105,7 +107,7 @@ def influence_select_step(examples: list[Example], params: dict[str, Any], ctx: 
 
     influence_keys = set(InfluenceConfig.__dataclass_fields__) - {"candidates", "seed_set", "out"}
     selection_keys = set(SelectionConfig.__dataclass_fields__) - {"seed"}
-    check_params("influence_select", params, influence_keys | selection_keys | {"seed_set"})
+    check_params("influence_select", params, influence_keys | selection_keys | {"seed_set", "warmup"})
     if "seed_set" not in params:
         raise ConfigError("recipe step 'influence_select' needs seed_set: the trusted seed set (a file, "
                           "data-root:REL or split:NAME)")
@@ -113,6 +115,12 @@ def influence_select_step(examples: list[Example], params: dict[str, Any], ctx: 
     options = {k: v for k, v in params.items() if k in influence_keys}
     if isinstance(options.get("gradients"), dict):
         options["gradients"] = GradientConfig(**options["gradients"])
+    if params.get("warmup") is not None:
+        from dataclasses import replace
+
+        tuned = ctx.tuned(examples, options.get("model", "transformers:smollm2"), dict(params["warmup"]), "warmup")
+        options["gradients"] = replace(options.get("gradients") or GradientConfig(),
+                                       adapter=tuned.removeprefix("transformers:"))
     result = _shared_influence(examples, seed_path, options, ctx)
     features = np.load(result / "features.npy")
     ids = json.loads((result / "ids.json").read_text())
@@ -133,8 +141,14 @@ def _shared_influence(examples: list[Example], seed_path: Path, options: dict[st
     from tamis.records import data_fingerprint
 
     seeds = read_dataset(seed_path).examples
-    key = cache_key("influence_select", data_fingerprint(examples), data_fingerprint(seeds),
-                    {k: asdict(v) if is_dataclass(v) else v for k, v in sorted(options.items())})[:20]
+    keyed = {k: asdict(v) if is_dataclass(v) else v for k, v in sorted(options.items())}
+    adapter = (keyed.get("gradients") or {}).get("adapter")
+    if adapter:  # a warm-up adapter by its weights, not its folder: every variant's identical warm-up shares the run
+        from tamis.models.bundled import file_digest
+
+        weights = sorted(Path(adapter).glob("adapter_model.*"))
+        keyed["gradients"] = dict(keyed["gradients"], adapter=file_digest(str(weights[0])) if weights else adapter)
+    key = cache_key("influence_select", data_fingerprint(examples), data_fingerprint(seeds), keyed)[:20]
     out = ctx.workspace.root / "influence" / "scored" / key
     atomic_write_text(ctx.out_dir / "influence-run.txt", f"{out}\n")
     if all((out / name).is_file() for name in ("manifest.json", "features.npy", "ids.json", "influence_batches.npy")):
