@@ -55,7 +55,7 @@ def test_overrides_set_nested_fields_and_are_validated():
     # a YAML alias is a copy: overriding the training leaves a warm-up that aliased it (demo-study) alone
     demo = load_recipe("demo-study", ["train.max_steps=7"])
     assert demo.train["max_steps"] == 7
-    assert "max_steps" not in demo.variants["label-filter"].steps[0]["label_filter"]["warmup"]
+    assert demo.variants["label-filter"].steps[0]["label_filter"]["warmup"]["max_steps"] == 32
     recipe = load_recipe("hedit", ["train.max_steps=1", "data.source.params.n_train=8", "eval.limit=3"])
     assert recipe.train["max_steps"] == 1 and recipe.eval.limit == 3
     assert recipe.data.source.params["n_train"] == 8
