@@ -13,7 +13,7 @@ from tamis.cli.app import (CalibrateOpt, DryRunOpt, EngineOptions, FormatOpt, Ov
 from tamis.cli.clear import PushOpt, push_output
 from tamis.curate.select import SelectionConfig
 from tamis.engine.base import EngineConfig
-from tamis.pipeline.lds import LDSJob
+from tamis.pipeline.lds import DEFAULT_TRAINING, LDSJob
 from tamis.signals.influence.config import GradientConfig, InfluenceConfig
 
 
@@ -118,11 +118,11 @@ def experiment_lds(
     fraction: float = opt(LDSJob, "fraction"),
     hessians: str = opt(LDSJob, "hessians"),
     projection_dim: int = opt(LDSJob, "projection_dim"),
-    epochs: float = typer.Option(1.0, help="Epochs of the warm-up and of every subset training."),
+    epochs: float = typer.Option(DEFAULT_TRAINING["epochs"], help="Epochs of the warm-up and of every subset training."),
     max_steps: int = typer.Option(-1, help="Optimiser steps of each training instead of epochs (-1: by epochs)."),
-    batch_size: int = typer.Option(4, help="Training batch size."),
-    learning_rate: float = typer.Option(0.001, help="LoRA learning rate."),
-    train_max_length: int = typer.Option(128, help="Truncate training sequences to this many tokens."),
+    batch_size: int = typer.Option(DEFAULT_TRAINING["batch_size"], help="Training batch size."),
+    learning_rate: float = typer.Option(DEFAULT_TRAINING["learning_rate"], help="LoRA learning rate."),
+    train_max_length: int = typer.Option(DEFAULT_TRAINING["max_length"], help="Truncate training sequences to this many tokens."),
     max_length: int = opt(LDSJob, "max_length"),
     seed: int = opt(LDSJob, "seed"),
     overwrite: bool = OverwriteOpt,
