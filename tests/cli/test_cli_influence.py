@@ -42,6 +42,14 @@ def test_score_influence_then_select(shared_data, tmp_path, models_dir):
     assert len({round(r["influence_mean"], 12) for r in table}) == 6  # real, distinct scores
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["features_computed"] == 6 and "positive" in manifest["sign"]
+    from tamis.plan import read_throughput
+
+    measured = read_throughput(tmp_path / "ws")["transformers:smollm2"]["gradients"]  # for --dry-run estimates
+    assert measured["calls"] == 6 + 6 + 2 and measured["tokens"] > 0 and measured["seconds"] > 0  # factors, cands, seeds
+    plan = runner.invoke(app, args + ["--dry-run", "--json"])
+    assert plan.exit_code == 0, plan.output
+    (row,) = [op for op in json.loads(plan.output)["operations"] if op["op"] == "gradients"]
+    assert row["calls"] == 6 + 6 + 2 and row["seconds"] > 0
 
     again = runner.invoke(app, args)  # a re-run reuses factors and features
     assert again.exit_code == 0, again.output

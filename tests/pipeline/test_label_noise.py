@@ -45,6 +45,18 @@ def test_noisy_labels_injects_exactly_the_share_asked_and_keeps_the_clean_oracle
     assert [ex.to_dict() for ex in again] == [ex.to_dict() for ex in train]  # seeded
 
 
+def test_noisy_labels_seed_split_is_trusted_and_held_out(tmp_path: Path) -> None:
+    splits = _build(tmp_path, n_train=40, n_test=20, n_seed=10, noise=0.5, seed=1)
+    seed = splits["seed"]
+    assert len(seed) == 10 and Counter(ex.response for ex in seed) == {"ham": 5, "spam": 5}
+    texts = {split: {ex.prompt_messages[-1]["content"] for ex in splits[split]} for split in ("train", "test", "seed")}
+    assert not texts["seed"] & (texts["train"] | texts["test"])  # other texts
+    assert all(not ex.meta.get("label_noise") and ex.meta["label"] == ex.response for ex in seed)  # true labels
+    assert "seed" not in _build(tmp_path, n_train=40, n_test=20)  # only when asked
+    with pytest.raises(DataError, match="seed"):
+        _build(tmp_path, n_train=100, n_test=100, n_seed=100_000)
+
+
 def test_noisy_labels_refuses_more_rows_than_the_file_has(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="available"):
         _build(tmp_path, n_train=400, n_test=300)

@@ -225,6 +225,7 @@ class NoisyLabelsParams(_Params):
     instruction: str = "Label this text as one of: {options}.\n\n"  # the text follows
     n_train: int = Field(200, ge=2)
     n_test: int = Field(300, ge=1)
+    n_seed: int = Field(0, ge=0)  # a trusted seed set: other texts with their true labels (G-DIG, LDS)
     noise: float = Field(0.3, ge=0, le=0.9)
     balanced: bool = True
     max_chars: int | None = Field(200, ge=1)
@@ -241,7 +242,8 @@ def noisy_labels(p: NoisyLabelsParams, resolve: Resolver) -> dict[str, list[Exam
     rows per label. ``noise`` x n_train training rows (chosen at random) get a wrong label drawn
     uniformly from the other options; every training row records ``meta.label_noise`` (injected or
     not) and ``meta.clean_label``. Splits: ``train`` (noisy), ``clean`` (the same rows with their
-    original labels: the oracle), ``test`` (other texts, original labels)."""
+    original labels: the oracle), ``test`` (other texts, original labels) and, when ``n_seed`` > 0,
+    ``seed`` (a trusted seed set of further texts with their original labels, for influence)."""
     rows: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
     for row in _rows(p.path, resolve, (p.text_field, p.label_field)):
@@ -262,9 +264,11 @@ def noisy_labels(p: NoisyLabelsParams, resolve: Resolver) -> dict[str, list[Exam
     pools = {label: rng.sample(rows[label], len(rows[label])) for label in options}
     test = _take(pools, p.n_test, p.balanced, rng)
     train = _take(pools, p.n_train, p.balanced, rng)
-    if len(test) < p.n_test or len(train) < p.n_train:
-        raise DataError(f"{resolve(p.path)}: {len(train)} training / {len(test)} test texts available "
-                        f"(n_train={p.n_train}, n_test={p.n_test}, balanced={p.balanced}, max_chars={p.max_chars})")
+    seed = _take(pools, p.n_seed, p.balanced, rng) if p.n_seed else []
+    if len(test) < p.n_test or len(train) < p.n_train or len(seed) < p.n_seed:
+        raise DataError(f"{resolve(p.path)}: {len(train)} training / {len(test)} test / {len(seed)} seed texts "
+                        f"available (n_train={p.n_train}, n_test={p.n_test}, n_seed={p.n_seed}, "
+                        f"balanced={p.balanced}, max_chars={p.max_chars})")
     noisy_ids = set(rng.sample([r["id"] for r in train], int(round(p.noise * len(train)))))
     answer = {label: p.answers.get(label, label) for label in options}
     if len(set(answer.values())) != len(answer):
@@ -283,7 +287,10 @@ def noisy_labels(p: NoisyLabelsParams, resolve: Resolver) -> dict[str, list[Exam
         label = rng.choice([o for o in options if o != row["label"]]) if wrong else row["label"]
         noisy.append(example(row, label, "train", label_noise=wrong, clean_label=answer[row["label"]]))
         clean.append(example(row, row["label"], "clean", label_noise=False, clean_label=answer[row["label"]]))
-    return {"train": noisy, "clean": clean, "test": [example(r, r["label"], "test") for r in test]}
+    splits = {"train": noisy, "clean": clean, "test": [example(r, r["label"], "test") for r in test]}
+    if seed:
+        splits["seed"] = [example(r, r["label"], "seed") for r in seed]
+    return splits
 
 
 def _take(pools: dict[str, list[dict[str, Any]]], n: int, balanced: bool, rng: random.Random) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from tamis.curate.steps import StepContext
 from tamis.plan.plans import Plan, merge, plan_eval, plan_sft
 from tamis.plan.recording import RecordingLLM
 
-PLANNED_STEPS = ("confidence_filter", "auto_correct", "label_filter")  # steps whose model calls are counted
+PLANNED_STEPS = ("confidence_filter", "auto_correct", "label_filter", "influence_select")  # model calls counted
 MODEL_FREE_STEPS = ("sample", "max_length", "sample_as", "filter", "weight_by")
 
 
@@ -35,6 +35,7 @@ def plan_experiment(recipe: Any, workspace: Any) -> Plan:
                                            Path(tmp) / "data"))
         recipe.check_references()
         test = str(recipe.path(recipe.data.test))
+        shared: set[str] = set()  # influence runs (and their warm-ups) that variants share: planned once
 
         def evaluation(model: str, seed: int) -> None:
             merge(plan, plan_eval(EvalSettings(
@@ -46,7 +47,7 @@ def plan_experiment(recipe: Any, workspace: Any) -> Plan:
         for variant in recipe.variant_order():
             start = read_dataset(recipe.path(recipe.variant_train(variant)), format=recipe.data.format,
                                  limit=recipe.data.limit).examples
-            _plan_steps(recipe, variant, start, plan, workspace, Path(tmp) / "variants" / variant)
+            _plan_steps(recipe, variant, start, plan, workspace, Path(tmp) / "variants" / variant, shared)
             for model in recipe.models:
                 for seed in recipe.seeds:
                     merge(plan, plan_sft(start, SFTSettings(**(recipe.train | {"model": model, "seed": seed})),
@@ -78,7 +79,8 @@ def plan_demo(workspace: Any, study: bool = True) -> Plan:
     return plan
 
 
-def _plan_steps(recipe: Any, variant: str, start: list[Any], plan: Plan, workspace: Any, folder: Path) -> None:
+def _plan_steps(recipe: Any, variant: str, start: list[Any], plan: Plan, workspace: Any, folder: Path,
+                shared: set[str]) -> None:
     from tamis.curate.steps import get_step
 
     for i, step in enumerate(recipe.variants[variant].steps):
@@ -87,9 +89,40 @@ def _plan_steps(recipe: Any, variant: str, start: list[Any], plan: Plan, workspa
             ctx = _PlanningContext(workspace=workspace, out_dir=folder / f"step{i}-{name}", seed=recipe.seeds[0],
                                    resolve=recipe.path, plan=plan)
             ctx.out_dir.mkdir(parents=True, exist_ok=True)
-            get_step(name)(start, params, ctx)
+            if name == "influence_select":
+                _plan_influence_select(start, params, ctx, shared)
+            else:
+                get_step(name)(start, params, ctx)
         elif name not in MODEL_FREE_STEPS:
             plan.notes.append(f"variant {variant!r}: step {name!r} is not planned (its model calls are not counted)")
+
+
+def _plan_influence_select(start: list[Any], params: dict[str, Any], ctx: "_PlanningContext", shared: set[str]) -> None:
+    """``influence_select``: its warm-up and its influence run (gradient passes), once for every variant that
+    shares them, as the step itself computes them once (only the selection rule differs between variants)."""
+    import json
+
+    from tamis.curate.select import SelectionConfig
+    from tamis.io import write_dataset
+    from tamis.plan.plans import plan_influence
+    from tamis.signals.influence.config import GradientConfig, InfluenceConfig
+
+    influence_keys = set(InfluenceConfig.__dataclass_fields__) - {"candidates", "seed_set", "out"}
+    key = json.dumps([[ex.id for ex in start], {k: v for k, v in params.items()
+                                                 if k not in SelectionConfig.__dataclass_fields__}],
+                     sort_keys=True, default=str)
+    if key in shared:
+        return
+    shared.add(key)
+    options = {k: v for k, v in params.items() if k in influence_keys}
+    if isinstance(options.get("gradients"), dict):
+        options["gradients"] = GradientConfig(**options["gradients"])
+    if params.get("warmup") is not None:
+        ctx.tuned(start, options.get("model", "transformers:smollm2"), dict(params["warmup"]), "warmup")
+    candidates = ctx.out_dir / "candidates.jsonl"
+    write_dataset(start, candidates)
+    merge(ctx.plan, plan_influence(InfluenceConfig(candidates=str(candidates), seed_set=str(ctx.path(params["seed_set"])),
+                                                   **options), ctx.workspace))
 
 
 @dataclass

@@ -9,9 +9,12 @@ are always written beside the chosen approximation, as the baseline.
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -87,6 +90,7 @@ def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> Influ
     manifest.count(truncated=sum(e.truncated for e in enc_c) + sum(e.truncated for e in enc_s))
     root = workspace.root / "influence"
 
+    meter = _GradientMeter()
     factors = None
     if config.hessian != "identity":
         subset = enc_c[: config.factor_limit] if config.factor_limit else enc_c
@@ -97,7 +101,8 @@ def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> Influ
             manifest.count(factors_reused=factors is not None)
             if factors is None:
                 passes = 2 if config.hessian == "ekfac" else 1
-                with progress(f"fitting {config.hessian} factors", passes * len(subset)) as advance:
+                with progress(f"fitting {config.hessian} factors", passes * len(subset)) as advance, \
+                        meter.timing([e for _ in range(passes) for e in subset]):
                     factors = fit_factors(tracked, subset, config.hessian, advance)
                 factors.save(path, {"model": tracked.identity, "gradients": tracked.config.to_dict(),
                                     "strategy": config.hessian, "n_examples": len(subset)})
@@ -107,12 +112,13 @@ def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> Influ
     with manifest.stage("featurise"):
         if config.engine is None or config.engine.engine == "local":
             store = store_for(root / "features", tracked, projection)
-            with progress("candidate gradients", len(enc_c)) as advance:
+            with progress("candidate gradients", len(enc_c)) as advance, meter.timing(enc_c) as timing:
                 feats, computed = featurise(tracked, enc_c, projection, store, advance=advance)
+                timing.share = computed / max(len(enc_c), 1)  # reused features cost nothing
             manifest.count(features_computed=computed, features_reused=len(enc_c) - computed)
         else:
             feats = engine_features(enc_c, config, workspace, run)
-    with manifest.stage("seeds"):
+    with manifest.stage("seeds"), meter.timing(enc_s):
         grads = tracked.gradients(enc_s)
         seed_id = seed_features(grads, projection)
         seed_h = seed_features(grads, projection, factors, config.damping) if factors is not None else seed_id
@@ -139,5 +145,33 @@ def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> Influ
     for name in ("signals.parquet", "influence.parquet", "features.npy", "seed_features.npy", "influence_batches.npy", "ids.json", "config.json"):
         manifest.output(name.split(".")[0], out / name)
     manifest.count(seed_batches=len(batches), positive_on_all=int((scored > 0).all(axis=1).sum()))
+    meter.record(workspace, config.model, tracked)
     run.finish()
     return InfluenceResult(out, [e.id for e in enc_c], rows, scored, manifest.data["counts"])
+
+
+class _GradientMeter:
+    """Gradient passes of this run (factor fitting, candidates, seeds): examples, tokens and seconds, recorded
+    as the model's ``gradients`` throughput for ``--dry-run`` estimates (``plan_influence`` counts the same
+    passes in the same unit: tokens of each example up to the gradient length)."""
+
+    def __init__(self) -> None:
+        self.calls, self.tokens, self.seconds = 0, 0, 0.0
+
+    @contextmanager
+    def timing(self, encoded: list[Any]) -> Iterator[Any]:
+        timing = SimpleNamespace(share=1.0)
+        start = time.perf_counter()
+        yield timing
+        self.seconds += time.perf_counter() - start
+        self.calls += round(timing.share * len(encoded))
+        self.tokens += round(timing.share * sum(len(e.ids) for e in encoded))
+
+    def record(self, workspace: Workspace, model: str, tracked: Any) -> None:
+        from tamis.models.base import ModelSpec
+        from tamis.plan import record_throughput
+
+        if self.calls:
+            device = next(tracked.model.parameters()).device.type
+            record_throughput(workspace, str(ModelSpec.parse(model)), "gradients", calls=self.calls,
+                              tokens=self.tokens, seconds=self.seconds, unit="tokens", device=device)
