@@ -4,6 +4,7 @@ estimates time only from a recorded measurement, and writes nothing into the out
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from typer.testing import CliRunner
@@ -15,10 +16,9 @@ runner = CliRunner()
 MODEL_PARAMS = {"model", "embedder", "generator", "judge", "versus"}
 NOT_CALLING = {("models", "prepare"),  # loads a model once, calls nothing
                ("inspect",)}           # a tokenizer only
-NOT_YET = {("train", "classifier"), ("experiment", "synthetic")}  # see issue 14
 EXPECTED = {("profile",), ("score", "confidence"), ("score", "influence"), ("score", "diversity"), ("correct",),
             ("generate", "labelled"), ("generate", "instructions"), ("generate", "dialogues"), ("train", "sft"),
-            ("eval",)}
+            ("train", "classifier"), ("experiment", "synthetic"), ("eval",)}
 
 
 def commands():
@@ -44,7 +44,7 @@ def test_every_model_calling_command_has_dry_run():
             assert {"as_json", "calibrate", "workspace"} <= names, path
             assert path not in NOT_CALLING, path
     assert EXPECTED <= calling
-    missing = sorted(p for p in calling - NOT_YET if "dry_run" not in {q.name for q in dict(commands())[p].params})
+    missing = sorted(p for p in calling if "dry_run" not in {q.name for q in dict(commands())[p].params})
     assert not missing, f"model-calling commands without --dry-run: {missing}"
 
 
@@ -185,3 +185,36 @@ def test_study_dry_run_plans_influence_selection_once_for_the_variants_that_shar
     assert plan[("transformers:smollm2", "train")]["calls"] == 6 * 2 + 4
     assert not any("not planned" in note for note in whole["notes"])
     assert not (tmp_path / "dry").exists()
+
+
+@pytest.mark.slow
+def test_classifier_and_synthetic_dry_runs_count_steps_and_use_the_measured_speed(tmp_path, shared_data):
+    """train classifier: steps from its settings, tokens by the encoder's tokenizer, time from the last real
+    training; experiment synthetic: both generation modes by the generator's own code, the diversity
+    embeddings and one training per (set, seed)."""
+    from tamis.plan import read_throughput
+
+    ws = tmp_path / "ws"
+    data = tmp_path / "labelled.jsonl"
+    rows = [{"id": f"t{i}", "text": f"message number {i} " + ("win a prize now" if i % 2 else "see you at lunch"),
+             "label": "spam" if i % 2 else "ham"} for i in range(20)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["train", "classifier", data, "-w", ws, "-o", tmp_path / "clf", "--epochs", "2", "--batch-size", "4"]
+    plan, _ = _plan(*args)
+    assert plan[("minilm", "train_classifier")]["calls"] == 2 * 4  # 16 training texts (20 % held out), batches of 4
+    assert plan[("minilm", "classify")]["calls"] == 4 and plan[("minilm", "classify")]["seconds"] is None
+    assert not (tmp_path / "clf").exists()
+    real = runner.invoke(app, [str(a) for a in args])
+    assert real.exit_code == 0, real.output
+    measured = read_throughput(ws)["minilm"]
+    assert measured["train_classifier"]["calls"] == 8 and measured["classify"]["calls"] == 4
+    plan, whole = _plan(*args[:-6], "-o", tmp_path / "clf2", "--epochs", "2", "--batch-size", "4")
+    assert plan[("minilm", "train_classifier")]["seconds"] > 0 and whole["estimated_seconds"] > 0
+
+    plan, whole = _plan("experiment", "synthetic", "-w", ws, "--n-per-label", "3", "--test-size", "10",
+                        "--seeds", "0,1", "--data-root", shared_data, "-o", tmp_path / "syn")
+    assert plan[("llamacpp:smollm2", "generate")]["calls"] >= 2 * 2 * 3  # two modes x two labels x 3 texts
+    assert plan[("minilm", "classify")]["calls"] == 3 * 2 * 10  # 3 sets x 2 seeds x 10 test texts
+    assert plan[("minilm", "train_classifier")]["calls"] == 3 * 2 * math.ceil(5 * math.ceil(6 / 16))
+    assert ("sentence-transformers:minilm", "embed") in plan
+    assert not (tmp_path / "syn").exists()

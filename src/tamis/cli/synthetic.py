@@ -351,6 +351,9 @@ def experiment_synthetic(
     epochs: float = typer.Option(5.0),
     max_steps: Optional[int] = typer.Option(None, help="Cap classifier steps (quick runs)."),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/synthetic-TASK]."),
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Real vs zero-shot vs few-shot training data: macro-F1/accuracy, diversity, agreement curves."""
@@ -362,6 +365,11 @@ def experiment_synthetic(
         out=str(output) if output else None, n_per_label=n_per_label, test_size=test_size,
         seeds=tuple(int(s) for s in seeds.split(",") if s.strip()), generator=generator, embedder=embedder,
         classifier=ClassifierConfig(model=classifier, epochs=epochs, max_steps=max_steps, max_length=64))
+    check_plan_flags(dry_run, as_json, calibrate)
+    if dry_run:
+        from tamis.plan import plan_synthetic
+
+        return show_plan(lambda ws: plan_synthetic(config, ws), workspace, as_json, calibrate)
     print_synthetic_result(run_synthetic_study(config, workspace_from(workspace)), config)
 
 

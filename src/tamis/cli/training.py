@@ -10,7 +10,6 @@ from rich.table import Table
 
 from tamis.cli.app import FormatOpt, OverwriteOpt, WorkspaceOpt, app, experiment_app, friendly_errors, opt, out, workspace_from
 from tamis.cli.app import CalibrateOpt, DryRunOpt, PlanJsonOpt, check_plan_flags, show_plan
-from tamis.errors import ConfigError
 from tamis.evaluate.settings import EvalSettings
 from tamis.train.classifier import ClassifierConfig
 from tamis.train.settings import SFTSettings
@@ -107,21 +106,32 @@ def train_classifier_command(
     seed: int = opt(ClassifierConfig, "seed"),
     limit: Optional[int] = typer.Option(None, help="Read at most this many rows."),
     overwrite: bool = OverwriteOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = PlanJsonOpt,
+    calibrate: bool = CalibrateOpt,
     workspace: Optional[str] = WorkspaceOpt,
 ) -> None:
     """Fine-tune an encoder classifier; macro-F1 and accuracy with bootstrap 95% CIs."""
     from tamis.io import read_dataset
-    from tamis.train.classifier_job import run_classifier_training
+    from tamis.train.classifier_job import run_classifier_training, stratified_split
 
-    ws = workspace_from(workspace)
+    check_plan_flags(dry_run, as_json, calibrate)
     read = read_dataset(data, format=format, limit=limit)
-    out.print(read.summary())
     test_examples = read_dataset(test, format=format).examples if test else None
     config = ClassifierConfig(model=model, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                               learning_rate=learning_rate, seed=seed)
+    if dry_run:
+        from tamis.plan import plan_classifier
+
+        train, held_out = (read.examples, test_examples) if test_examples is not None else \
+            stratified_split(read.examples, eval_fraction, seed)
+        return show_plan(lambda ws: plan_classifier([ex.text or "" for ex in train], config, ws,
+                                                    [ex.text or "" for ex in held_out]), workspace, as_json, calibrate)
+    ws = workspace_from(workspace)
+    out.print(read.summary())
     target = output or ws.run_dir(f"classifier-{Path(data).stem}")
     summary = run_classifier_training(read.examples, config, target, test=test_examples, eval_fraction=eval_fraction,
-                                      overwrite=overwrite)
+                                      overwrite=overwrite, workspace=ws)
     if summary.get("reused"):
         out.print("reused: this training was complete (same settings and data)")
     for name, est in summary["metrics"].items():
@@ -218,7 +228,9 @@ def experiment_run(
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:
         if isinstance(loaded, SyntheticRecipe):
-            raise ConfigError("--dry-run plans recipes of data variants; the synthetic study is not planned yet")
+            from tamis.plan import plan_synthetic
+
+            return show_plan(lambda ws: plan_synthetic(loaded.study_config(), ws), workspace, as_json, calibrate)
         from tamis.plan.study import plan_experiment
 
         return show_plan(lambda ws: plan_experiment(loaded, ws), workspace, as_json, calibrate)

@@ -31,7 +31,7 @@ from tamis.report import HtmlReport, bar_chart, curve_chart, markdown_table
 from tamis.signals.agreement import instance_agreement, ratings_from_examples
 from tamis.signals.diversity import diversity, diversity_table
 from tamis.store import Workspace, atomic_write_text, cache_key
-from tamis.train.classifier import ClassifierConfig, evaluate_classifier, train_classifier
+from tamis.train.classifier import ClassifierConfig, evaluate_classifier, record_classifier_speed, train_classifier
 
 SETS = ("real", "zero-shot", "few-shot")
 
@@ -206,6 +206,7 @@ def train_and_evaluate(sets: dict[str, list[Example]], test: list[Example], labe
                 if key not in found:
                     clf = train_classifier(s, clf_config, labels=labels)
                     result = evaluate_classifier(clf, test)
+                    record_classifier_speed(workspace, clf)
                     found[key] = result | {"final_loss": clf.loss_history[-1], "steps": len(clf.loss_history)}
                     workspace.cache.put_many({key: found[key]})
                 runs[name].append(found[key] | {"seed": seed})

@@ -8,7 +8,8 @@ One contract for every model-calling command (``--dry-run``):
   (:class:`RecordingLLM`, :class:`RecordingEmbedder`): they build every prompt exactly as the real
   command does, count it, and answer with placeholders, so the count follows the command's settings
   (k samples, reflection prompts, both judge orders, ...) without a second copy of that logic. Training
-  and gradient commands count optimiser steps and tokens from their settings.
+  and gradient commands count optimiser steps and tokens from their settings (LoRA SFT, encoder
+  classifiers, influence's gradient passes).
 - Tokens are counted with the model's own tokenizer, loaded without its weights (transformers specs; an
   ``openai:`` spec with ``tokenizer=``; sentence-transformers); otherwise as characters / 4, and the
   plan says so.
@@ -22,8 +23,9 @@ A dry run writes nothing into the output folder (no run folder, no settings.json
 `plans` (the plan, its table and calibration, each command's plan).
 """
 
-from tamis.plan.plans import (Operation, Plan, calibrate, plan_confidence, plan_correct, plan_embed, plan_eval,
-                              plan_generation, plan_influence, plan_lds, plan_profile, plan_sft, show)
+from tamis.plan.plans import (Operation, Plan, calibrate, plan_classifier, plan_confidence, plan_correct, plan_embed,
+                              plan_eval, plan_generation, plan_influence, plan_lds, plan_profile, plan_sft,
+                              plan_synthetic, show)
 from tamis.plan.recording import RecordingEmbedder, RecordingLLM, sft_row_tokens, sft_steps, sft_tokens
 from tamis.plan.throughput import (Meter, count_choices, count_embed, count_generate, count_score, read_throughput,
                                    record_throughput, timed)
@@ -31,6 +33,6 @@ from tamis.plan.tokens import TokenCounter, _TokenizerOnly, counter_for, counter
 
 __all__ = ["Meter", "Operation", "Plan", "RecordingEmbedder", "RecordingLLM", "TokenCounter", "calibrate",
            "count_choices", "count_embed", "count_generate", "count_score", "counter_for", "counter_of",
-           "plan_confidence", "plan_correct", "plan_embed", "plan_eval", "plan_generation", "plan_influence",
-           "plan_lds", "plan_profile", "plan_sft", "read_throughput", "record_throughput", "sft_row_tokens", "sft_steps",
+           "plan_classifier", "plan_confidence", "plan_correct", "plan_embed", "plan_eval", "plan_generation", "plan_influence",
+           "plan_lds", "plan_profile", "plan_sft", "plan_synthetic", "read_throughput", "record_throughput", "sft_row_tokens", "sft_steps",
            "sft_tokens", "show", "timed"]

@@ -278,6 +278,57 @@ def plan_influence(config: Any, workspace: Any) -> Plan:
     return plan
 
 
+def plan_classifier(train_texts: list[str], config: Any, workspace: Any, predict_texts: list[str],
+                    plan: Plan | None = None) -> Plan:
+    """An encoder classifier's training (its optimiser steps, tokens read) and its predictions on
+    ``predict_texts``; estimated from the encoder's last measured training and prediction speed."""
+    from transformers import AutoTokenizer
+
+    from tamis.train.classifier import classifier_steps, encoder_path, text_tokens, training_tokens
+
+    plan = plan or Plan("train classifier")
+    tokenizer = AutoTokenizer.from_pretrained(encoder_path(config.model))
+    steps = classifier_steps(len(train_texts), config)
+    rows = text_tokens(tokenizer, train_texts, config.max_length)
+    plan.add(config.model, "train_classifier", steps, training_tokens(rows, steps, config.batch_size), 0, "tokens",
+             f"{len(train_texts)} training texts; {config.batch_size} per step")
+    plan.add(config.model, "classify", len(predict_texts),
+             sum(text_tokens(tokenizer, predict_texts, config.max_length)), 0, "tokens")
+    return plan
+
+
+def plan_synthetic(config: Any, workspace: Any) -> Plan:
+    """``experiment synthetic``: zero- and few-shot generation by the study's own generator code (recording
+    models; every reply assumed usable), the diversity embeddings, and one classifier training and test
+    prediction per (set, seed), each set at its full size (an upper bound: equalising only shrinks them)."""
+    import random
+
+    from tamis.generate import generate_labelled, load_task
+    from tamis.generate.labelled import LabelledGenerationConfig
+    from tamis.pipeline.synthetic import balanced_sample, load_task_data
+
+    plan = Plan("experiment synthetic")
+    task = load_task(config.task)
+    pool, test, _ = load_task_data(task, config)
+    llm, embedder = RecordingLLM(config.generator, plan, workspace), RecordingEmbedder(config.embedder, plan, workspace)
+    references = random.Random(config.split_seed).sample(pool, min(len(pool), 2000))
+    sets = {"real": balanced_sample(pool, list(task.labels), config.n_per_label, config.split_seed)}
+    for mode in ("zero-shot", "few-shot"):
+        gen = LabelledGenerationConfig(n_per_label=config.n_per_label, mode=mode, temperature=config.temperature,
+                                       near_copy=config.near_copy)
+        generate_labelled(task, llm, gen, pool=pool, embedder=embedder, references=references)
+    real = [ex.text or "" for ex in sets["real"]]  # generated sets are planned at the real set's size and lengths
+    test_texts = [ex.text or "" for ex in test]
+    for _ in ("real", "zero-shot", "few-shot"):
+        embedder.embed(real)
+        for _ in config.seeds:
+            plan_classifier(real, config.classifier, workspace, test_texts, plan)
+    plan.notes.append(f"3 training sets (real, zero-shot, few-shot) of {len(real)} texts x {len(config.seeds)} seeds "
+                      "(generated sets at the real set's size: an upper bound); generation calls assume every reply "
+                      "is usable (rejected replies are retried); finished classifier runs are reused from the call cache")
+    return plan
+
+
 def plan_lds(job: Any, workspace: Any) -> Plan:
     """``experiment lds``: the warm-up and every subset training, one influence run per Hessian choice,
     and each subset model scoring the seed set."""

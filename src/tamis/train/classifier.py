@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,13 +75,17 @@ def _device(name: str) -> Any:
 class TrainedClassifier:
     """A fine-tuned encoder with its label names; ``predict`` returns label strings."""
 
-    def __init__(self, model: Any, tokenizer: Any, labels: list[str], config: ClassifierConfig, history: list[float]):
+    def __init__(self, model: Any, tokenizer: Any, labels: list[str], config: ClassifierConfig, history: list[float],
+                 train_seconds: float = 0.0, train_texts: Sequence[str] = ()):
         self.model, self.tokenizer, self.labels, self.config = model, tokenizer, labels, config
         self.loss_history = history
+        self.train_seconds, self.train_texts = train_seconds, list(train_texts)
+        self.predict_seconds, self.predicted_texts, self.predicted_tokens = 0.0, 0, 0
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
+        started = time.perf_counter()
         self.model.eval()
         device = next(self.model.parameters()).device
         out = []
@@ -89,7 +94,10 @@ class TrainedClassifier:
                 batch = self.tokenizer(list(texts[start:start + self.config.eval_batch_size]), truncation=True,
                                        max_length=self.config.max_length, padding=True, return_tensors="pt")
                 logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
+                self.predicted_tokens += int(batch["attention_mask"].sum())
                 out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        self.predict_seconds += time.perf_counter() - started
+        self.predicted_texts += len(texts)
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
@@ -133,8 +141,8 @@ def train_classifier(train: Sequence[Example], config: ClassifierConfig | None =
     device = _device(config.device)
     model.to(device)
     y = torch.tensor([labels.index(g) for g in gold])
-    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
-    total = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    total = classifier_steps(len(texts), config)
+    started = time.perf_counter()
     decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm", "norm"))]
     rest = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm", "norm"))]
     optim = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -162,7 +170,35 @@ def train_classifier(train: Sequence[Example], config: ClassifierConfig | None =
                 advance(1)
                 if step >= total:
                     break
-    return TrainedClassifier(model, tokenizer, labels, config, history)
+    return TrainedClassifier(model, tokenizer, labels, config, history, time.perf_counter() - started, texts)
+
+
+def classifier_steps(n_texts: int, config: ClassifierConfig) -> int:
+    """Optimiser steps of a training on ``n_texts`` (``max_steps``, else the epochs over the batches)."""
+    return config.max_steps or max(1, math.ceil(config.epochs * math.ceil(n_texts / config.batch_size)))
+
+
+def text_tokens(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[int]:
+    """Tokens of each text as the classifier reads it (truncated to ``max_length``)."""
+    return [min(len(ids), max_length) for ids in tokenizer(list(texts), truncation=False)["input_ids"]] if texts else []
+
+
+def training_tokens(row_tokens: list[int], steps: int, batch_size: int) -> int:
+    """Tokens a training of ``steps`` batches reads (rows drawn evenly)."""
+    return round(sum(row_tokens) * steps * batch_size / len(row_tokens)) if row_tokens else 0
+
+
+def record_classifier_speed(workspace: Any, classifier: TrainedClassifier) -> None:
+    """Training and prediction tokens per second of this encoder, for ``--dry-run`` estimates (``tamis.plan``)."""
+    from tamis.plan import record_throughput
+
+    config, device = classifier.config, next(classifier.model.parameters()).device.type
+    rows = text_tokens(classifier.tokenizer, classifier.train_texts, config.max_length)
+    steps = len(classifier.loss_history)
+    record_throughput(workspace, config.model, "train_classifier", calls=steps, unit="tokens", device=device,
+                      tokens=training_tokens(rows, steps, config.batch_size), seconds=classifier.train_seconds)
+    record_throughput(workspace, config.model, "classify", calls=classifier.predicted_texts, unit="tokens",
+                      device=device, tokens=classifier.predicted_tokens, seconds=classifier.predict_seconds)
 
 
 def classification_metrics(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, float]:

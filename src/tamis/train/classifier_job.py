@@ -14,7 +14,8 @@ from tamis.manifest import Manifest
 from tamis.records import Example, data_fingerprint
 from tamis.runs import Run
 from tamis.store import atomic_write_text
-from tamis.train.classifier import ClassifierConfig, classification_metrics, evaluate_classifier, train_classifier
+from tamis.train.classifier import (ClassifierConfig, classification_metrics, evaluate_classifier,
+                                   record_classifier_speed, train_classifier)
 
 
 def stratified_split(examples: list[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -30,7 +31,8 @@ def stratified_split(examples: list[Example], eval_fraction: float, seed: int) -
 
 def run_classifier_training(examples: list[Example], config: ClassifierConfig, out_dir: str | Path, *,
                             test: list[Example] | None = None, eval_fraction: float = 0.2,
-                            n_resamples: int = 1000, overwrite: bool = False) -> dict[str, Any]:
+                            n_resamples: int = 1000, overwrite: bool = False,
+                            workspace: Any = None) -> dict[str, Any]:
     """Train on ``examples`` (minus an eval split unless ``test`` is given); metrics with bootstrap CIs.
 
     The output folder is a run (``tamis.runs.Run``): a finished run with the same settings and data is
@@ -42,19 +44,22 @@ def run_classifier_training(examples: list[Example], config: ClassifierConfig, o
     with Run("train classifier", settings, out_dir, overwrite=overwrite) as run:
         if run.complete and (out_dir / "summary.json").is_file():
             return json.loads((out_dir / "summary.json").read_text(encoding="utf-8")) | {"reused": True}
-        summary = _train_and_evaluate(examples, config, out_dir, test, eval_fraction, n_resamples, run.manifest)
+        summary = _train_and_evaluate(examples, config, out_dir, test, eval_fraction, n_resamples, run.manifest,
+                                      workspace)
         run.finish()
         return summary
 
 
 def _train_and_evaluate(examples: list[Example], config: ClassifierConfig, out_dir: Path, test: list[Example] | None,
-                        eval_fraction: float, n_resamples: int, manifest: Manifest) -> dict[str, Any]:
+                        eval_fraction: float, n_resamples: int, manifest: Manifest, workspace: Any) -> dict[str, Any]:
     if test is None:
         examples, test = stratified_split(examples, eval_fraction, config.seed)
     with manifest.stage("train"):
         classifier = train_classifier(examples, config)
     with manifest.stage("evaluate"):
         result = evaluate_classifier(classifier, test)
+    if workspace is not None:
+        record_classifier_speed(workspace, classifier)
     gold = np.array([ex.label for ex in test], dtype=object)
     predicted = np.array(result["predictions"], dtype=object)
     cis = {
