@@ -30,6 +30,28 @@ COMPLETE_FILE = ".complete"
 PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
+def with_data_paths(job: Any, workspace: Any, *fields: str) -> Any:
+    """The job with each data field that holds data in memory (a ``datasets`` object, a DataFrame, a list
+    of dicts) replaced by the path it is written to in ``WORKSPACE/inputs`` (``tamis.io.convert.data_path``:
+    once, named by its content), so every job takes what ``read_dataset`` takes and its run folder still
+    records a file to fingerprint and resume from. Paths are left as they are."""
+    from dataclasses import replace
+
+    from tamis.io.convert import data_path, is_path
+
+    changes = {}
+    for name in fields:
+        value = getattr(job, name)
+        if value is None or is_path(value):
+            continue
+        if workspace is None:
+            from tamis.store import Workspace
+
+            workspace = Workspace()
+        changes[name] = data_path(value, workspace.root / "inputs", name)
+    return replace(job, **changes) if changes else job
+
+
 def _normalised(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings as JSON would give them back (tuples -> lists, paths -> strings); files shipped inside the
     package are recorded as ``<tamis>/...``, so a workspace reused from another checkout matches."""

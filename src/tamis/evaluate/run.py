@@ -27,7 +27,7 @@ from tamis.io.files import iter_raw_rows
 from tamis.manifest import Manifest
 from tamis.models import GenerationParams, load_llm
 from tamis.records import Example
-from tamis.runs import Run
+from tamis.runs import Run, with_data_paths
 from tamis.store import Workspace, atomic_write_text
 
 TRANSLATION_METRICS = ("bleu", "corpus_chrf", "ter")
@@ -67,6 +67,7 @@ def read_ratings(path: str | Path) -> dict[str, list[float]]:
 def run_eval(settings: EvalSettings, workspace: Workspace, *, overwrite: bool = False) -> EvalResult:
     """Evaluate in a run folder (``tamis.runs.Run``): a finished evaluation with the same settings and
     unchanged inputs (test set, ratings, a trained model's folder) is returned as it is."""
+    settings = with_data_paths(settings, workspace, "data")
     out = Path(settings.out) if settings.out else workspace.run_dir(f"eval-{Path(settings.data).stem}")
     with Run("eval", asdict(settings), out, inputs=_eval_inputs(settings), overwrite=overwrite) as run:
         if run.complete and (out / "summary.json").is_file() and (out / "outputs.jsonl").is_file():

@@ -28,7 +28,7 @@ from tamis.errors import ConfigError
 from tamis.interop.common import Combined, combine, review_items
 from tamis.interop.options import TOOLS, ExportReviewJob, ImportAnnotationsJob
 from tamis.io import read_dataset, write_dataset
-from tamis.runs import Run
+from tamis.runs import Run, with_data_paths
 from tamis.settings import validate
 from tamis.store import atomic_write_json, atomic_write_jsonl
 
@@ -53,6 +53,7 @@ def _read(data: str, fmt: str | None, out: Path, run: Run):
 
 def run_export_review(job: ExportReviewJob, *, overwrite: bool = False) -> InteropResult:
     """Export review items for Label Studio or Argilla (see the module docstring)."""
+    job = with_data_paths(job, None, "data")
     from tamis.interop.argilla import write_argilla
     from tamis.interop.labelstudio import write_label_studio
 
@@ -107,6 +108,7 @@ def import_annotations(source: str, export: str | Path, examples: list[Any]) -> 
 
 def run_import_annotations(job: ImportAnnotationsJob, *, overwrite: bool = False) -> InteropResult:
     """Import a tool's completed annotations as tamis decisions, paired data and agreement."""
+    job = with_data_paths(job, None, "data")
     validate(job)
     out = Path(job.out)
     settings = {k: v for k, v in asdict(job).items() if k != "out"}

@@ -12,6 +12,7 @@ Parquet and ``save_to_disk`` output.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,30 @@ def to_pandas(examples: Iterable[Example], format: str = "messages") -> Any:
         cols.update(dict.fromkeys(r))
     return pd.DataFrame.from_records(rows, columns=list(cols))
 
+
+
+def is_path(data: Any) -> bool:
+    return isinstance(data, (str, os.PathLike))
+
+
+def data_path(data: Any, folder: Path, role: str = "data", split: str | None = None) -> str:
+    """``data`` as a path a run folder can record: a path is returned as given; data in memory (a
+    ``datasets`` object, a DataFrame, a list of dicts) is written once, row for row as :func:`object_rows`
+    gives it, to ``folder/ROLE-HASH.jsonl`` (named by its content), so the job reads, numbers and
+    quarantines the rows exactly as it would the object, and a rerun on the same data reuses the run."""
+    import hashlib
+    import json
+
+    if is_path(data):
+        return str(data)
+    _, rows = object_rows(data, split)
+    lines = "".join(json.dumps(r.data if r.data is not None else r.raw, ensure_ascii=False, default=str) + "\n"
+                    for r in rows)
+    digest = hashlib.sha256(lines.encode("utf-8")).hexdigest()[:12]
+    path = Path(folder) / f"{role}-{digest}.jsonl"
+    if not path.is_file():
+        from tamis.store import atomic_write_text
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, lines)
+    return str(path)

@@ -28,7 +28,7 @@ from tamis.io.reader import ReadResult
 from tamis.manifest import Manifest
 from tamis.models import DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
-from tamis.runs import Run
+from tamis.runs import Run, with_data_paths
 from tamis.settings import setting
 from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
 from tamis.signals.quality_baselines import quality_baselines
@@ -75,6 +75,7 @@ class ScoreResult:
 
 
 def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool = False) -> ScoreResult:
+    job = with_data_paths(job, workspace, "data")
     out = Path(job.out) if job.out else workspace.run_dir(f"confidence-{Path(job.data).stem}")
     settings = {k: v for k, v in asdict(job).items() if k not in ("out", "engine")}
     with Run("score confidence", settings, out, inputs=[job.data], overwrite=overwrite) as run:
@@ -233,6 +234,7 @@ def _out(job_out: str | None, workspace: Workspace | None, name: str, data: str)
 
 
 def run_filter(job: FilterJob, workspace: Workspace | None = None, *, overwrite: bool = False) -> CurationResult:
+    job = with_data_paths(job, workspace, "data")
     out = _out(job.out, workspace, "filter", job.data)
     settings = {k: v for k, v in asdict(job).items() if k != "out"}
     with Run("filter", settings, out, inputs=[job.data, *job.scores], overwrite=overwrite) as run:
@@ -267,6 +269,7 @@ class CorrectJob:
 
 
 def run_correct(job: CorrectJob, workspace: Workspace, *, overwrite: bool = False) -> CurationResult:
+    job = with_data_paths(job, workspace, "data")
     out = _out(job.out, workspace, "correct", job.data)
     settings = {k: v for k, v in asdict(job).items() if k != "out"}
     with Run("correct", settings, out, inputs=[job.data, job.decisions], overwrite=overwrite) as run:
@@ -334,6 +337,7 @@ class DetectorResult:
 
 def run_evaluate_detector(job: DetectorJob, workspace: Workspace | None = None, *,
                           overwrite: bool = False) -> DetectorResult:
+    job = with_data_paths(job, workspace, "data")
     out = _out(job.out, workspace, "detector", job.data)
     settings = {k: v for k, v in asdict(job).items() if k != "out"}
     with Run("evaluate-detector", settings, out, inputs=[job.data, *job.scores], overwrite=overwrite) as run:

@@ -29,7 +29,7 @@ from tamis.io import read_dataset
 from tamis.pipeline.crossfit import train_once
 from tamis.progress import progress
 from tamis.records import Example
-from tamis.runs import Run
+from tamis.runs import Run, with_data_paths
 from tamis.settings import setting, validate
 from tamis.signals.influence.config import STRATEGIES
 from tamis.store import Workspace, atomic_write_json, atomic_write_text
@@ -95,6 +95,7 @@ def _influence(job: LDSJob, hessian: str, adapter: Path, out: Path, workspace: W
 
 
 def run_lds(job: LDSJob, workspace: Workspace, *, overwrite: bool = False) -> LDSResult:
+    job = with_data_paths(job, workspace, "candidates", "seed_set")
     out = Path(job.out) if job.out else workspace.run_dir(f"lds-{Path(job.candidates).stem}")
     with Run("experiment lds", asdict(job) | {"out": None}, out, inputs=[job.candidates, job.seed_set],
              overwrite=overwrite) as run:

@@ -21,7 +21,7 @@ from tamis.records import Example
 from tamis.signals.likelihood import response_likelihood
 from tamis.signals.diversity import nearest_other
 from tamis.signals.stats import example_stats
-from tamis.runs import Run
+from tamis.runs import Run, with_data_paths
 from tamis.settings import setting
 from tamis.signals.registry import SignalTable
 from tamis.store import Workspace, atomic_write_jsonl, atomic_write_text
@@ -66,6 +66,7 @@ def default_out_dir(workspace: Workspace, data: str) -> Path:
 
 
 def run_profile(config: ProfileConfig, workspace: Workspace, *, overwrite: bool = False) -> ProfileResult:
+    config = with_data_paths(config, workspace, "data")
     out = Path(config.out) if config.out else default_out_dir(workspace, config.data)
     settings = {k: v for k, v in asdict(config).items() if k not in ("out", "engine")}
     with Run("profile", settings, out, inputs=[config.data], overwrite=overwrite) as run:

@@ -12,7 +12,7 @@ from tamis.curate.decisions import Decision, read_decisions
 from tamis.curate.select import STEP, SelectionConfig, select
 from tamis.errors import DataError
 from tamis.pipeline.clear import CurationResult, materialise, read_input
-from tamis.runs import Run
+from tamis.runs import Run, with_data_paths
 from tamis.settings import setting
 
 INFLUENCE_FILES = ("ids.json", "influence_batches.npy", "features.npy")
@@ -29,6 +29,7 @@ class SelectJob:
 
 
 def run_select(job: SelectJob, *, overwrite: bool = False) -> CurationResult:
+    job = with_data_paths(job, None, "candidates")
     scores = Path(job.scores)
     for name in INFLUENCE_FILES:
         if not (scores / name).is_file():

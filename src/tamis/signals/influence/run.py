@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tamis.io import read_dataset
-from tamis.runs import Run
+from tamis.runs import Run, with_data_paths
 from tamis.settings import validate
 from tamis.progress import progress
 from tamis.signals.influence.features import featurise, store_for
@@ -46,6 +46,7 @@ class InfluenceResult:
 
 
 def run_influence(config: InfluenceConfig, workspace: Workspace, *, overwrite: bool = False) -> InfluenceResult:
+    config = with_data_paths(config, workspace, "candidates", "seed_set")
     validate(config)
     out = Path(config.out) if config.out else workspace.run_dir(f"influence-{Path(config.candidates).stem}")
     settings = {k: v for k, v in asdict(config).items() if k not in ("out", "engine")}
