@@ -98,6 +98,28 @@ def test_ray_engine_gives_the_local_engines_rows_and_survives_a_killed_worker(cl
     assert marker.is_file() and again == local
 
 
+def test_chamfer_by_row_blocks_on_ray_is_the_local_exact_search(cluster, tmp_path):
+    """Diversity's exact nearest-other search cut into row blocks across workers: the same indices and
+    similarities, to the bit, as the in-process blocked search; a rerun computes no block."""
+    import numpy as np
+
+    from tamis.signals.diversity import diversity, nearest_other, nearest_other_on_engine
+
+    x = np.random.default_rng(0).normal(size=(300, 24)).astype(np.float32)
+    x[17] = x[5]  # a duplicate pair: ties resolve the same way everywhere
+    index, sims = nearest_other(x, method="blocked", block=32)
+    (l_index, l_sims), _ = nearest_other_on_engine(x, EngineConfig(), ShardStore(tmp_path / "l"), block=32)
+    config = EngineConfig(engine="ray", workers=2)
+    (r_index, r_sims), stats = nearest_other_on_engine(x, config, ShardStore(tmp_path / "r"), block=32)
+    for got_index, got_sims in ((l_index, l_sims), (r_index, r_sims)):
+        assert np.array_equal(got_index, index) and np.array_equal(got_sims, sims)
+    assert r_index[17] == 5 and r_index[5] == 17
+    assert stats.workers == 2 and stats.blocks == 10 and stats.blocks_computed == 10
+    _, again = nearest_other_on_engine(x, config, ShardStore(tmp_path / "r"), block=32)
+    assert again.blocks_computed == 0 and again.blocks_reused == 10
+    assert diversity(x, nearest=(r_index, r_sims)).chamfer == diversity(x, method="blocked").chamfer
+
+
 # -- with the bundled model ---------------------------------------------------------------------
 
 def _demo() -> str:
@@ -208,6 +230,8 @@ def test_profile_embeddings_on_ray_match_the_local_path(cluster, tmp_path):
     assert manifest["counts"]["embeddings_blocks"] == -(-n_texts // 16)
     assert manifest["models"]["embedder"] == json.loads((tmp_path / "local" / "manifest.json").read_text())["models"]["embedder"]
     assert len(list((tmp_path / "ray" / "shards" / "embeddings").glob("*.done"))) == manifest["counts"]["embeddings_blocks"]
+    assert manifest["counts"]["nearest_blocks"] >= 1  # the nearest-neighbour search ran on the workers too
+    assert len(list((tmp_path / "ray" / "shards" / "nearest").glob("*.done"))) == manifest["counts"]["nearest_blocks"]
 
 
 @pytest.mark.slow
@@ -359,3 +383,25 @@ def test_influence_features_on_ray_match_the_local_path_exactly(cluster, tmp_pat
     assert remote.rows == local.rows
     counts = json.loads((tmp_path / "ray" / "manifest.json").read_text())["counts"]
     assert counts["features_blocks"] == 3 and counts["engine_workers"] == 2  # 12 candidates, batches of 4
+
+
+@pytest.mark.slow
+def test_score_diversity_on_ray_matches_the_local_command(cluster, tmp_path):
+    """`tamis score diversity --engine ray`: embeddings and the Chamfer search on the workers, the local
+    command's scores (embeddings to float rounding) and the same nearest neighbours."""
+    from typer.testing import CliRunner
+
+    from tamis.cli import app
+    from tamis.signals.registry import read_signals
+
+    runner = CliRunner()
+    base = ["score", "diversity", _demo(), "-w", str(tmp_path / "ws"), "--by-label"]
+    local = runner.invoke(app, base + ["-o", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    remote = runner.invoke(app, base + ["-o", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"])
+    assert remote.exit_code == 0, remote.output
+    mine, theirs = read_signals(tmp_path / "ray").rows(), read_signals(tmp_path / "local").rows()
+    assert [r["nearest_id"] for r in mine] == [r["nearest_id"] for r in theirs]
+    assert all(abs(a["chamfer"] - b["chamfer"]) < 1e-5 for a, b in zip(mine, theirs))
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["counts"]["nearest_all_blocks"] >= 1 and manifest["counts"]["embeddings_blocks"] >= 1

@@ -248,6 +248,7 @@ def score_diversity(
     by_label: bool = typer.Option(False, help="Also score each label's texts separately."),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/"
                                           "diversity-NAME]."),
+    engine: EngineConfig = EngineOptions,
     overwrite: bool = OverwriteOpt,
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -272,9 +273,17 @@ def score_diversity(
     settings = {"data": str(data), "format": format, "embedder": embedder, "by_label": by_label}
     with Run("score diversity", settings, folder, inputs=[data], overwrite=overwrite) as run:
         examples = read_input(str(data), format, folder, None, run.manifest).examples
-        emb = load_embedder(embedder, ws)
-        run.manifest.model("embedder", emb.identity)
-        vectors = emb.embed([embedding_text(ex) for ex in examples])
+        texts = [embedding_text(ex) for ex in examples]
+        if engine.engine == "local":
+            emb = load_embedder(embedder, ws)
+            run.manifest.model("embedder", emb.identity)
+            vectors = emb.embed(texts)
+        else:
+            from tamis.pipeline.profile import ProfileConfig, engine_embeddings
+
+            vectors, identity = engine_embeddings(texts, ProfileConfig(data=str(data), embedder=embedder,
+                                                                       engine=engine), run)
+            run.manifest.model("embedder", identity)
         groups = {"all": list(range(len(examples)))}
         if by_label:
             for i, ex in enumerate(examples):
@@ -284,7 +293,7 @@ def score_diversity(
             table.add_column(col, justify="right")
         summaries, items = {}, None
         for name, idx in groups.items():
-            d = diversity(vectors[idx])
+            d = diversity(vectors[idx], nearest=_nearest_on(engine, vectors[idx], run, name))
             summaries[name] = d.summary()
             table.add_row(name, str(d.n), f"{d.remote_clique:.4f}", f"{d.chamfer:.4f}")
             if name == "all":
@@ -371,6 +380,20 @@ def experiment_synthetic(
 
         return show_plan(lambda ws: plan_synthetic(config, ws), workspace, as_json, calibrate)
     print_synthetic_result(run_synthetic_study(config, workspace_from(workspace)), config)
+
+
+def _nearest_on(engine: EngineConfig, vectors, run, group: str):
+    """The exact nearest-other search of one group on the engine's workers (None: in this process)."""
+    if engine.engine == "local" or len(vectors) < 2:
+        return None
+    from tamis.engine import ShardStore
+    from tamis.engine.base import stage_shards
+    from tamis.signals.diversity import nearest_other_on_engine
+
+    slug = "nearest-" + "".join(c if c.isalnum() else "-" for c in group)
+    nearest, stats = nearest_other_on_engine(vectors, engine, ShardStore(stage_shards(engine, run.out, slug)))
+    run.manifest.count(**stats.counts(slug.replace("-", "_")))
+    return nearest
 
 
 def print_synthetic_result(result, config) -> None:

@@ -46,6 +46,15 @@ class EngineConfig:
         validate(self)  # ranges and choices as declared above, from a recipe or the library too
 
 
+def stage_shards(engine: EngineConfig, run_out: Any, stage: str) -> str:
+    """Where one stage's block shards go: ``--shards URL/STAGE`` when given, else ``RUN/shards/STAGE``. One
+    folder per stage: an engine removes the shards of other plans from its folder, so two stages sharing
+    one would delete each other's finished blocks."""
+    from pathlib import Path
+
+    return f"{engine.shards.rstrip('/')}/{stage}" if engine.shards else str(Path(run_out) / "shards" / stage)
+
+
 class BlockTask(Protocol):
     """A per-example stage that an engine can run (see the module docstring). Must be picklable."""
 

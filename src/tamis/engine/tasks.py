@@ -241,3 +241,50 @@ class EmbeddingTask:
     def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         vectors = self._embedder.embed([it["text"] for it in items])
         return [{"key": it["key"], "vector": [float(x) for x in v]} for it, v in zip(items, vectors)]
+
+
+def row_block_items(n: int, rows: int) -> list[dict[str, Any]]:
+    """One item per block of ``rows`` consecutive rows of an n-row matrix (the last one shorter)."""
+    return [{"key": f"{start:012d}", "start": start, "stop": min(n, start + rows)} for start in range(0, n, rows)]
+
+
+@dataclass
+class NearestOtherTask:
+    """Exact nearest other item (cosine) for blocks of rows of a set of unit vectors: the Chamfer search
+    of ``tamis.signals.diversity`` cut across workers. Every item is one row block scored against all
+    rows, the same product the local blocked search makes, so the values are the same to the bit. The
+    vectors travel with the task (Ray passes numpy buffers through its object store)."""
+
+    vectors: Any  # (n, d) float32 unit rows
+    digest: str = ""
+    name: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            import hashlib
+
+            import numpy as np
+
+            self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+            self.digest = hashlib.sha256(self.vectors.tobytes() + str(self.vectors.shape).encode()).hexdigest()[:20]
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.digest}"
+
+    def setup(self) -> None:
+        pass
+
+    def batch_bound(self) -> int:
+        return 1  # one row block per call: it is already a full matrix product
+
+    def info(self) -> dict[str, Any]:
+        return {"rows": int(self.vectors.shape[0])}
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from tamis.signals.diversity import nearest_in_rows
+
+        out = []
+        for it in items:
+            index, sims = nearest_in_rows(self.vectors, int(it["start"]), int(it["stop"]))
+            out.append({"key": it["key"], "nearest": index.tolist(), "sim": sims.tolist()})
+        return out

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from tamis.engine.base import EngineConfig
+from tamis.engine.base import EngineConfig, stage_shards
 from tamis.io import read_dataset
 from tamis.models import DEFAULT_EMBEDDER, DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
 from tamis.signals.likelihood import response_likelihood
-from tamis.signals.diversity import nearest_other
+from tamis.signals.diversity import nearest_other, nearest_other_on_engine
 from tamis.signals.stats import example_stats
 from tamis.runs import Run, with_data_paths
 from tamis.settings import setting
@@ -118,7 +118,15 @@ def _profile(config: ProfileConfig, workspace: Workspace, run: Run) -> ProfileRe
                 vectors, identity = engine_embeddings(texts, config, run)
             manifest.model("embedder", identity)
         with manifest.stage("nearest"):
-            nn_index, nn_sim = nearest_other(vectors)
+            if config.engine.engine == "local":
+                nn_index, nn_sim = nearest_other(vectors)
+            else:  # the exact search's row blocks on the engine's workers
+                from tamis.engine import ShardStore
+
+                (nn_index, nn_sim), stats = nearest_other_on_engine(
+                    vectors, config.engine, ShardStore(stage_shards(config.engine, run.out, "nearest")))
+                if stats is not None:
+                    manifest.count(**stats.counts("nearest"))
         for i, ex in enumerate(examples):
             if nn_index[i] >= 0:
                 rows[ex.id].update(nn_id=examples[nn_index[i]].id, nn_similarity=float(nn_sim[i]))
@@ -154,7 +162,7 @@ def engine_likelihood(examples: list[Example], config: ProfileConfig, workspace:
     from tamis.models.base import ResponseLogprobs
 
     items = likelihood_items(examples)
-    store = ShardStore(config.engine.shards or run.out / "shards" / "likelihood")
+    store = ShardStore(stage_shards(config.engine, run.out, "likelihood"))
     task = LikelihoodTask(config.model, str(workspace.root))
     by_key, stats = get_engine(config.engine).map(task, items, store, size=likelihood_size,
                                                   description="scoring log-likelihood")
@@ -185,7 +193,7 @@ def engine_embeddings(texts: list[str], config: ProfileConfig, run: Run) -> tupl
     from tamis.engine import ShardStore, get_engine
     from tamis.engine.tasks import EmbeddingTask, embedding_items, embedding_size
 
-    store = ShardStore(config.engine.shards or run.out / "shards" / "embeddings")
+    store = ShardStore(stage_shards(config.engine, run.out, "embeddings"))
     by_key, stats = get_engine(config.engine).map(EmbeddingTask(config.embedder), embedding_items(texts), store,
                                                   size=embedding_size, description="embedding")
     run.manifest.count(**stats.counts("embeddings"))

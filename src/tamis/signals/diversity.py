@@ -53,18 +53,43 @@ def remote_clique_contributions(vectors: np.ndarray, normalise: bool = True) -> 
     return 1.0 - mean_sim_others
 
 
+def nearest_in_rows(x: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index, similarity) of the nearest other row for rows ``start:stop`` of unit rows ``x``: one
+    block of the exact search (the local loop below and the engines' ``NearestOtherTask`` share it)."""
+    s = x[start:stop] @ x.T
+    rows = np.arange(stop - start)
+    s[rows, rows + start] = -np.inf  # j != i
+    index = s.argmax(axis=1)
+    return index.astype(np.int64), s[rows, index].astype(np.float32)
+
+
 def _nearest_blocked(x: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(x)
     index = np.empty(n, dtype=np.int64)
     sims = np.empty(n, dtype=np.float32)
     for start in range(0, n, block):
         stop = min(n, start + block)
-        s = x[start:stop] @ x.T
-        rows = np.arange(stop - start)
-        s[rows, rows + start] = -np.inf  # j != i
-        index[start:stop] = s.argmax(axis=1)
-        sims[start:stop] = s[rows, index[start:stop]]
+        index[start:stop], sims[start:stop] = nearest_in_rows(x, start, stop)
     return index, sims
+
+
+def nearest_other_on_engine(vectors: np.ndarray, engine: Any, shards: Any, block: int = 2048,
+                            normalise: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], Any]:
+    """``nearest_other`` by exact blocked search with the row blocks spread over an engine's workers
+    (``tamis.engine``: shards in ``shards``, a finished block is not recomputed); the same values as
+    ``nearest_other(method="blocked", block=block)``. Returns ((index, similarity), engine stats)."""
+    from tamis.engine import get_engine
+    from tamis.engine.tasks import NearestOtherTask, row_block_items
+
+    x = unit_rows(vectors) if normalise else np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(x) < 2:
+        return nearest_other(x, normalise=False), None
+    items = row_block_items(len(x), block)
+    rows, stats = get_engine(engine).map(NearestOtherTask(x), items, shards, size=lambda it: 0,
+                                         description="nearest other (Chamfer)")
+    index = np.concatenate([np.asarray(rows[it["key"]]["nearest"], dtype=np.int64) for it in items])
+    sims = np.concatenate([np.asarray(rows[it["key"]]["sim"], dtype=np.float32) for it in items])
+    return (index, sims), stats
 
 
 def _nearest_faiss(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +141,12 @@ class Diversity:
         return {"n": self.n, "remote_clique": self.remote_clique, "chamfer": self.chamfer}
 
 
-def diversity(vectors: np.ndarray, method: ChamferMethod = "auto") -> Diversity:
-    """Remote Clique and Chamfer of a set of embeddings (cosine distance, j != i)."""
+def diversity(vectors: np.ndarray, method: ChamferMethod = "auto",
+              nearest: tuple[np.ndarray, np.ndarray] | None = None) -> Diversity:
+    """Remote Clique and Chamfer of a set of embeddings (cosine distance, j != i); ``nearest`` takes
+    a nearest-other search already made (e.g. ``nearest_other_on_engine``)."""
     rc = remote_clique_contributions(vectors)
-    nearest, sims = nearest_other(vectors, method=method)
+    nearest, sims = nearest if nearest is not None else nearest_other(vectors, method=method)
     ch = 1.0 - sims.astype(np.float64)
     mean = (lambda a: float(np.mean(a)) if len(a) > 1 else float("nan"))
     return Diversity(len(rc), mean(rc), mean(ch), rc, ch, nearest)

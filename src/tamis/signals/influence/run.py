@@ -58,11 +58,12 @@ def engine_features(encoded: list[Any], config: InfluenceConfig, workspace: Work
     """The candidates' projected gradients computed block by block on ``config.engine`` (one model per
     worker, shards in the run folder), in the batches the local path makes, so the same features."""
     from tamis.engine import ShardStore, get_engine
+    from tamis.engine.base import stage_shards
     from tamis.engine.tasks import InfluenceFeatureTask, influence_items, influence_size
 
     task = InfluenceFeatureTask(config.model, str(workspace.root), asdict(config.gradients), config.projection_dim,
                                 config.projection_seed)
-    store = ShardStore(config.engine.shards or run.out / "shards" / "features")
+    store = ShardStore(stage_shards(config.engine, run.out, "features"))
     items = influence_items(encoded)
     by_key, stats = get_engine(config.engine).map(task, items, store, size=influence_size,
                                                   description="candidate gradients")
