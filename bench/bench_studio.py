@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -39,7 +38,7 @@ import numpy as np
 from sqlalchemy import select
 
 from tamis.studio import work
-from tamis.studio.db import Database, User, Version
+from tamis.studio.db import Database, Version
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 BASE = re.compile(r'name="base" value="(\d+)"')
@@ -213,9 +212,9 @@ def run(kind: str, n: int, duration: float, think: float, flood: int = 0, py_spy
                                    stderr=subprocess.STDOUT)
             print(f"py-spy: {out}", flush=True)
         try:
-            cpu0 = _cpu_seconds(proc.pid)
+            cpu0, client0, load0 = _cpu_seconds(proc.pid), time.process_time(), os.getloadavg()[0]
             lat, acked, elapsed = asyncio.run(drive(base, pid, n, duration, think, flood))
-            server_cpu = _cpu_seconds(proc.pid) - cpu0
+            server_cpu, client_cpu = _cpu_seconds(proc.pid) - cpu0, time.process_time() - client0
         finally:
             if spy is not None:
                 import signal
@@ -235,7 +234,7 @@ def run(kind: str, n: int, duration: float, think: float, flood: int = 0, py_spy
         result = {"requests": len(all_lat), "rps": len(all_lat) / elapsed, "p50_ms": float(np.percentile(all_lat, 50)),
                   "load_p50_ms": float(np.percentile(loads, 50)), "load_p99_ms": float(np.percentile(loads, 99)),
                   "next_p50_ms": float(np.percentile(nexts, 50)), "next_p99_ms": float(np.percentile(nexts, 99)),
-                  "server_cpu_per_s": server_cpu / elapsed,
+                  "server_cpu_per_s": server_cpu / elapsed, "client_cpu_per_s": client_cpu / elapsed,
                   "p99_ms": float(np.percentile(all_lat, 99)), "save_p50_ms": float(np.percentile(saves, 50)),
                   "save_p99_ms": float(np.percentile(saves, 99)), "saves_acked": len(acked), "saves_found": found,
                   "rows_in_db": len(stored), "errors": len(lat.get("errors", [])),
@@ -248,7 +247,8 @@ def run(kind: str, n: int, duration: float, think: float, flood: int = 0, py_spy
               f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms (saves p50 {result['save_p50_ms']:.1f}"
               f" / p99 {result['save_p99_ms']:.1f} ms; page loads {result['load_p50_ms']:.1f} / "
               f"{result['load_p99_ms']:.1f} ms; claims {result['next_p50_ms']:.1f} / {result['next_p99_ms']:.1f} ms;"
-              f" server CPU {result['server_cpu_per_s']:.2f} cores); saves acknowledged {len(acked)}, found in DB {found}"
+              f" server CPU {result['server_cpu_per_s']:.2f} cores, load generator {result['client_cpu_per_s']:.2f});"
+              f" load avg {load0:.2f} -> {os.getloadavg()[0]:.2f}; saves acknowledged {len(acked)}, found in DB {found}"
               f" (rows {len(stored)}), errors {result['errors']}", flush=True)
         return result
     finally:

@@ -72,6 +72,7 @@ def create_app(db_url: str, *, secure_cookies: bool | None = None, sqlite_synchr
     app = FastAPI(title="tamis studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.autoescape = True
+    templates.env.auto_reload = False  # compiled once: no stat() of every template file on every page
     templates.env.filters["markdown"] = markdown_html
     app.state.db, app.state.secret, app.state.templates = database, secret, templates
     app.state.login_limiter = anyio.CapacityLimiter(pages_auth.LOGIN_THREADS)

@@ -8,10 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import and_, exists, func, select, true
+from sqlalchemy.orm import aliased
 from starlette.datastructures import FormData
 
 from tamis.studio import security, work
-from tamis.studio.db import Assignment, Item, Project, Version
+from tamis.studio.annotation import UNKNOWN
+from tamis.studio.db import Assignment, Item, Membership, Project, Version
 from tamis.studio.web import (HTTPProblem, Id, Who, blocking, check_csrf, form_text, numbered_fields, parse_uint,
                               project_for, render, roles_in, safe_next, wants_json, who)
 
@@ -36,21 +39,40 @@ def word_diff(a: str, b: str) -> list[tuple[str, str]]:
     return out
 
 
-def _own_assignment(w: Who, project_id: int, assignment_id: int) -> tuple[Project, Item, Assignment]:
-    """Only the annotator who holds the assignment may see or change it (not other annotators, not admins)."""
-    project = project_for(w, project_id, "annotator")
-    assignment = w.db.get(Assignment, assignment_id)
-    if assignment is None or assignment.project_id != project.id or assignment.user_id != w.user.id:
+def _own_assignment(w: Who, project_id: int, assignment_id: int) -> tuple[Project, Item, Assignment, Version | None]:
+    """Only the annotator who holds the assignment may see or change it (not other annotators, not admins).
+
+    One query: the project, whether this user may annotate in it, their assignment, its item and latest
+    version (each statement costs a trip out of Python and back through the GIL, so the hot pages ask few)."""
+    uid = w.user.id
+    may_annotate = (true() if w.user.is_admin else
+                    exists().where(Membership.project_id == Project.id, Membership.user_id == uid,
+                                   Membership.role == "annotator"))
+    older = aliased(Version)
+    latest_number = (select(func.max(older.number)).where(older.assignment_id == Assignment.id)
+                     .correlate(Assignment).scalar_subquery())
+    row = w.db.execute(
+        select(Project, may_annotate.label("may_annotate"), Assignment, Item, Version)
+        .outerjoin(Assignment, and_(Assignment.id == assignment_id, Assignment.project_id == Project.id,
+                                    Assignment.user_id == uid))
+        .outerjoin(Item, Item.id == Assignment.item_id)
+        .outerjoin(Version, and_(Version.assignment_id == Assignment.id, Version.number == latest_number))
+        .where(Project.id == project_id)).first()
+    if row is None or not row[1]:
+        raise HTTPProblem(403, "You do not have access to this project (or it does not exist).")
+    project, _, assignment, item, latest = row
+    if assignment is None:
         raise HTTPProblem(403, "This item is not assigned to you.")
-    item = w.db.get(Item, assignment.item_id)
     assert item is not None
-    return project, item, assignment
+    return project, item, assignment, latest
 
 
 def _edit_page(request: Request, w: Who, project: Project, item: Item, assignment: Assignment, *,
                status_code: int = 200, message: str | None = None, conflict: Version | None = None,
-               typed: dict[int, str] | None = None, ratings: dict[str, Any] | None = None) -> Response:
-    latest = work.latest_version(w.db, assignment.id)
+               typed: dict[int, str] | None = None, ratings: dict[str, Any] | None = None,
+               latest: Version | None = UNKNOWN) -> Response:
+    if latest is UNKNOWN:
+        latest = work.latest_version(w.db, assignment.id)
     start = work.starting_messages(item)
     current = latest.messages if latest else start
     long_dialogue = len(item.original) > LONG_DIALOGUE
@@ -63,11 +85,11 @@ def _edit_page(request: Request, w: Who, project: Project, item: Item, assignmen
                       "suggested": item.suggestion is not None and begin["content"] != orig["content"],
                       "collapsed": long_dialogue and text == begin["content"] and not (typed and i in typed),
                       "diff": word_diff(begin["content"], text)})
-    prev_id, next_id = work.neighbours(w.db, project, w.user, assignment)
+    progress, prev_id, next_id = work.progress_and_neighbours(w.db, project, w.user, assignment)
     return render(request, "edit.html", w, status_code=status_code, project=project, item=item,
                   assignment=assignment, base=latest.number if latest else 0, turns=turns,
                   ratings=ratings if ratings is not None else (latest.ratings if latest else {}),
-                  progress=work.progress(w.db, project, w.user), message=message, conflict=conflict,
+                  progress=progress, message=message, conflict=conflict,
                   opened=security.opened_token(request.app.state.secret, assignment.id),
                   saved=request.query_params.get("saved"), prev_id=prev_id, next_id=next_id,
                   suggestion=work.has_suggestion(item), long_dialogue=long_dialogue,
@@ -113,8 +135,8 @@ def item_list(request: Request, project_id: Id, state: str = "", q: str = "") ->
 @router.get("/p/{project_id}/a/{assignment_id}", response_class=HTMLResponse)
 def edit_page(request: Request, project_id: Id, assignment_id: Id) -> Response:
     with who(request) as w:
-        project, item, assignment = _own_assignment(w, project_id, assignment_id)
-        return _edit_page(request, w, project, item, assignment)
+        project, item, assignment, latest = _own_assignment(w, project_id, assignment_id)
+        return _edit_page(request, w, project, item, assignment, latest=latest)
 
 
 def _save(request: Request, form: FormData, project_id: int, assignment_id: int) -> Response:
@@ -123,7 +145,7 @@ def _save(request: Request, form: FormData, project_id: int, assignment_id: int)
     write_tx = request.app.state.db.write_tx
     with who(request) as w:
         check_csrf(w, form.get("csrf"))
-        project, item, assignment = _own_assignment(w, project_id, assignment_id)
+        project, item, assignment, latest = _own_assignment(w, project_id, assignment_id)
         typed = numbered_fields(form, "turn_", max_chars=work.SAVE_MAX_CHARS)
         ratings = {k[7:]: form_text(form, k, max_chars=10) for k in form.keys() if k.startswith("rating_")}
         base = parse_uint(form.get("base"), "base (the version you edited)")
@@ -131,7 +153,8 @@ def _save(request: Request, form: FormData, project_id: int, assignment_id: int)
         edit = work.Edit(base=base, turns=typed, ratings=ratings, submit=form.get("action") == "submit",
                          opened_at=opened)
         try:
-            version = work.save_version(w.db, project, item, assignment, edit, user=w.user, write=write_tx)
+            version = work.save_version(w.db, project, item, assignment, edit, user=w.user, write=write_tx,
+                                        latest=latest)
         except work.Conflict as exc:
             w.db.commit()  # end the read snapshot: the page shows the newer version
             if wants_json(request):
@@ -169,7 +192,7 @@ async def close_or_reopen(request: Request, project_id: Id, assignment_id: Id, a
     def act() -> Response:
         with who(request, write=True) as w:
             check_csrf(w, form.get("csrf"))
-            project, _, assignment = _own_assignment(w, project_id, assignment_id)
+            project, _, assignment, _ = _own_assignment(w, project_id, assignment_id)
             if action == "reopen":
                 if not work.reopen(w.db, assignment, work.effective_overlap(w.db, project)):
                     raise HTTPProblem(409, "Other annotators have filled this item's places since you skipped it.")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from tamis.studio.accounts import add_user, find_user, reset_password, set_active
 from tamis.studio.annotation import (REPLACED_HTER, SAVE_CHARS_PER_HOUR, SAVE_MAX_CHARS, SAVES_PER_MINUTE, TIME_CAP_S,
                                      Edit, ListedItem, check_save_budget, close_assignment, has_suggestion,
-                                     latest_version, my_items, neighbours, progress, save_version, starting_messages,
-                                     suggestion_outcome, time_on_item)
+                                     latest_version, my_items, neighbours, progress, progress_and_neighbours,
+                                     save_version, starting_messages, suggestion_outcome, time_on_item)
 from tamis.studio.claims import (CLAIM_RETRIES, annotator_count, effective_overlap, next_assignment, reopen)
 from tamis.studio.errors import Conflict, Invalid, TooMuch
 from tamis.studio.projects import (DEFAULT_CRITERIA, GUIDELINES_MAX_CHARS, MAX_OVERLAP, PROJECT_NAME_MAX,
@@ -34,7 +34,7 @@ __all__ = [
     "add_member", "add_user", "annotator_count", "can_discuss", "check_save_budget", "close_assignment", "comments",
     "create_project", "delete_project", "describe_scales", "disagreement", "effective_overlap", "find_user", "flags",
     "has_suggestion", "latest_review", "latest_version", "my_items", "neighbours", "next_assignment",
-    "parse_criteria", "parse_scale_descriptions", "progress", "remove_member", "reopen", "reset_password", "review",
+    "parse_criteria", "parse_scale_descriptions", "progress", "progress_and_neighbours", "remove_member", "reopen", "reset_password", "review",
     "review_reasons", "save_version", "set_active", "slugify", "starting_messages", "submitted_edits",
     "suggestion_outcome", "team_progress", "time_on_item", "validate_project_name",
 ]
