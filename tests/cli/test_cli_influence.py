@@ -57,6 +57,10 @@ def test_score_influence_then_select(shared_data, tmp_path, models_dir):
     assert counts["features_computed"] == 0 and counts["factors_reused"] is True
     assert pq.read_table(out / "influence.parquet").column("influence_mean").to_pylist() == [r["influence_mean"] for r in table]
 
+    short = [{"96": "8", str(out): str(tmp_path / "short")}.get(a, a) for a in args]  # --max-length 8
+    refused = runner.invoke(app, short)
+    assert refused.exit_code == 2 and "prompt alone is longer than the gradient token limit" in refused.output
+
     sel = runner.invoke(app, ["select", str(cands), "--scores", str(out), "--rule", "mean", "--budget", "2", "--clusters", "2"])
     assert sel.exit_code == 0, sel.output
     decisions = [json.loads(line) for line in open(out / "select" / "decisions.jsonl")]

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tamis.errors import DataError
 from tamis.models.hf import attention_kernels
 from tamis.records import Example
 
@@ -100,15 +101,16 @@ class TrackedModel:
         out = []
         for ex in examples:
             if ex.kind != "chat" or ex.response is None:
-                raise ValueError(f"example {ex.id}: influence needs a chat example ending in an assistant turn")
+                raise DataError(f"example {ex.id}: influence needs a chat example ending in an assistant turn")
             context, response = self._scorer.scoring_ids(ex.prompt_messages, ex.response)
             ids = context + response
             truncated = len(ids) > self.config.max_length
             if truncated:
                 ids = ids[: self.config.max_length]
             if len(ids) - len(context) < 1:
-                raise ValueError(f"example {ex.id}: the prompt alone is longer than max_length="
-                                 f"{self.config.max_length}; raise max_length or shorten the prompt")
+                raise DataError(f"example {ex.id}: the prompt alone is longer than the gradient token limit "
+                                f"(max_length={self.config.max_length}); raise it (gradients.max_length, "
+                                "--max-length) or shorten the prompt")
             out.append(Encoded(ex.id, ids, len(context), truncated))
         return out
 
