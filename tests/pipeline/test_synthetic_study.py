@@ -32,6 +32,13 @@ def test_synthetic_study_cli_writes_table_plots_report_and_resumes(shared_data, 
     agreement = res["agreement"]
     assert agreement["thresholds"] == sorted(agreement["thresholds"]) and agreement["thresholds"][-1] == 1.0
     assert agreement["n_items"][0] == 30 and set(agreement["sets"]) == set(sets)
+    gold = [json.loads(line)["label"] for line in open(out / "test.jsonl")]
+    for c in res["comparison"]:  # each generated set against real, paired over the same 30 test texts
+        assert c["baseline"] == "real" and c["n_items"] == 30 and c["n_seeds"] == 1 and c["low"] <= c["diff"] <= c["high"]
+        assert abs(c["diff"] - (sets[c["variant"]]["accuracy"] - sets["real"]["accuracy"])) < 1e-9
+        assert c["verdict"] in (out / "table.md").read_text()
+        assert " ".join(c["verdict"].split()) in " ".join(result.output.split())  # printed (rich may wrap it)
+    assert {c["variant"] for c in res["comparison"]} == {"zero-shot", "few-shot"} and len(gold) == 30
     for name in ("zero-shot", "few-shot"):
         gen = res["generation"][name]
         assert gen["attempts"] == gen["accepted"] + gen["rejected"]

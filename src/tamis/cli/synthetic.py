@@ -405,6 +405,8 @@ def print_synthetic_result(result, config) -> None:
         table.add_row(r["set"], str(r["n_train"]), f"{r['macro_f1']:.3f} ± {r['macro_f1_sd']:.3f}",
                       f"{r['accuracy']:.3f} ± {r['accuracy_sd']:.3f}", f"{r['remote_clique']:.3f}", f"{r['chamfer']:.3f}")
     out.print(table)
+    for line in (c["verdict"] for c in result.comparison):
+        out.print(line)
     if result.agreement:
         for name, e in result.agreement["sets"].items():
             out.print(f"accuracy vs agreement ({name}): R^2 {e['r2']:.3f}, Spearman rho {e['spearman_rho']:.3f}")

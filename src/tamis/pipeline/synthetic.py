@@ -61,6 +61,7 @@ class StudyResult:
     table: list[dict[str, Any]]
     agreement: dict[str, Any] | None
     counts: dict[str, Any]
+    comparison: list[dict[str, Any]] = field(default_factory=list)  # each synthetic set vs real, paired
 
 
 def load_task_data(task: TaskConfig, config: SyntheticStudyConfig) -> tuple[list[Example], list[Example], Path]:
@@ -186,9 +187,10 @@ def run_synthetic_study(config: SyntheticStudyConfig, workspace: Workspace) -> S
     runs = train_and_evaluate(sets, test, labels, config, workspace, manifest)
     table = summary_table(runs, div_rows, sets)
     agreement = agreement_curves(runs, test)
-    write_outputs(out, task, config, table, agreement, generation, runs, manifest)
+    comparison = compare_to_real(runs, test)
+    write_outputs(out, task, config, table, agreement, generation, runs, manifest, comparison)
     manifest.write(out / "manifest.json")
-    return StudyResult(out, table, agreement, manifest.data["counts"])
+    return StudyResult(out, table, agreement, manifest.data["counts"], comparison)
 
 
 def train_and_evaluate(sets: dict[str, list[Example]], test: list[Example], labels: list[str],
@@ -230,6 +232,21 @@ def summary_table(runs: dict[str, list[dict]], div_rows: list[dict], sets: dict[
     return rows
 
 
+def compare_to_real(runs: dict[str, list[dict]], test: list[Example], n_resamples: int = 10000) -> list[dict[str, Any]]:
+    """Each generated set's accuracy minus the real set's, by a paired bootstrap over the test items and
+    the seeds (the same resamples for every set; ``tamis.evaluate.paired``), with its verdict line."""
+    from tamis.evaluate.paired import paired_difference, resampled_means
+
+    gold = np.array([ex.label for ex in test])
+    correct = {name: np.array([np.array(r["predictions"]) == gold for r in rs], dtype=float)
+               for name, rs in runs.items()}
+    if "real" not in correct:
+        return []
+    means = resampled_means(correct, n_resamples=n_resamples)
+    return [paired_difference(correct, name, "real", metric="accuracy", means=means).to_dict()
+            for name in correct if name != "real"]
+
+
 def agreement_curves(runs: dict[str, list[dict]], test: list[Example]) -> dict[str, Any] | None:
     """Accuracy on test items with agreement >= threshold, per set; R^2 (linear fit) and Spearman rho."""
     from scipy import stats
@@ -256,14 +273,18 @@ def agreement_curves(runs: dict[str, list[dict]], test: list[Example]) -> dict[s
 
 def write_outputs(out: Path, task: TaskConfig, config: SyntheticStudyConfig, table: list[dict],
                   agreement: dict[str, Any] | None, generation: dict[str, Any], runs: dict[str, list[dict]],
-                  manifest: Manifest) -> None:
+                  manifest: Manifest, comparison: list[dict[str, Any]]) -> None:
     pm = lambda m, s: f"{100 * m:.1f} ± {100 * s:.1f}"  # noqa: E731
     paper = {"task": task.name} | {f"{r['set']} {m}": pm(r[k], r[f"{k}_sd"]) for r in table
                                    for m, k in (("F1", "macro_f1"), ("Acc", "accuracy"))}
     table_md = "# Macro-F1 / accuracy (%), mean ± sd over seeds (cf. Li et al. 2023, Table 1)\n\n"
     table_md += markdown_table([paper]) + "\n" + markdown_table(table)
+    verdicts = [c["verdict"] for c in comparison]
+    table_md += "\n## Against the real data (paired bootstrap over test items and seeds)\n\n" + "".join(
+        f"- {v}\n" for v in verdicts)
     atomic_write_text(out / "table.md", table_md)
-    atomic_write_text(out / "results.json", json.dumps({"table": table, "agreement": agreement, "generation": generation,
+    atomic_write_text(out / "results.json", json.dumps({"table": table, "comparison": comparison,
+                                                        "agreement": agreement, "generation": generation,
                                                         "runs": {k: [{x: y for x, y in r.items() if x != "predictions"}
                                                                      for r in v] for k, v in runs.items()}},
                                                        indent=2, default=str) + "\n")
@@ -279,6 +300,9 @@ def write_outputs(out: Path, task: TaskConfig, config: SyntheticStudyConfig, tab
     report.paragraph(f"Training sets of {table[0]['n_train']} texts (balanced over {len(task.labels)} labels); "
                      f"test: {manifest.data['counts']['test']} real texts; seeds {list(config.seeds)}; "
                      f"generator {config.generator}; classifier {config.classifier.model}.")
+    report.heading("Against the real data")
+    for line in verdicts:
+        report.paragraph(line)
     report.heading("Macro-F1 and accuracy (mean ± sd over seeds)").table([paper]).table(table).image(out / "metrics.png")
     report.heading("Diversity").image(out / "diversity.png")
     report.heading("Generation").table([{"mode": m} | {k: v for k, v in c.items() if not isinstance(v, dict)} |
