@@ -70,5 +70,5 @@ def test_score_commands(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     rows = {r["id"]: r for r in read_signals(tmp_path / "div").rows()}
     assert rows["x0"]["nearest_id"] == "x1" and rows["x0"]["chamfer"] == pytest.approx(0, abs=1e-6)
-    bad = runner.invoke(app, ["score", "agreement", str(tmp_path / "missing.tsv")])
+    bad = runner.invoke(app, ["score", "agreement", str(tmp_path / "missing.tsv"), "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "no such file" in bad.output
