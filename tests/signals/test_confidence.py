@@ -67,6 +67,38 @@ def test_baselines_rank_right_answers_above_swapped(smollm2):
     assert quality_baselines(_pairs(False), smollm2, judge=False).rows()[0]["random"] == by["good0"]["random"]
 
 
+@pytest.mark.slow
+def test_judge_reasons_step_by_step_before_it_rates(smollm2):
+    direct = {r["id"]: r["judge"] for r in quality_baselines(_pairs(False) + _pairs(True), smollm2).rows()}
+    table = quality_baselines(_pairs(False) + _pairs(True), smollm2, judge_reasoning="step")
+    assert table.counts["judge_reasoned"] == 6 and table.counts["judge_logprobs"] == 6
+    step = {r["id"]: r["judge"] for r in table.rows()}
+    assert all(0 <= v <= 5 for v in step.values())
+    # the rating is read after the model's own reasoning, so it is another reading of the same pairs
+    assert any(abs(step[i] - direct[i]) > 1e-3 for i in direct)
+
+
+def test_judge_reasoning_must_be_direct_or_step():
+    with pytest.raises(ConfigError, match="judge_reasoning"):
+        quality_baselines(_pairs(False), _NoCalls(), judge_reasoning="aloud")
+
+
+class _NoCalls(LLM):
+    """Plumbing: a model that must not be asked anything but log-probabilities it does not have."""
+
+    tokenizer = None
+    identity = "no-calls"
+
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        raise AssertionError("not used")
+
+    def generate(self, prompts, params):
+        raise AssertionError("the judge's settings are checked before any call")
+
+    def logprobs(self, prompts, targets):
+        raise LogprobsUnavailable("none")
+
+
 class _FailingAfter(LLM):
     """Plumbing: forwards to the real model but fails on the Nth generate call (a crashed run)."""
 

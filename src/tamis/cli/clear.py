@@ -53,6 +53,7 @@ def score_confidence(
     max_response_chars: int = opt(ConfidenceConfig, "max_response_chars"),
     baselines: bool = opt(ScoreJob, "baselines"),
     judge: bool = opt(ScoreJob, "judge"),
+    judge_reasoning: str = opt(ScoreJob, "judge_reasoning"),
     seed: int = opt(ConfidenceConfig, "seed"),
     limit: Optional[int] = opt(ScoreJob, "limit"),
     engine: EngineConfig = EngineOptions,
@@ -70,7 +71,7 @@ def score_confidence(
                            reasoning=reasoning, seed=seed, max_prompt_chars=max_prompt_chars,
                            max_response_chars=max_response_chars)
     job = ScoreJob(data=str(data), out=str(output) if output else None, format=format, model=model, limit=limit,
-                   baselines=baselines, judge=judge, confidence=cfg,
+                   baselines=baselines, judge=judge, judge_reasoning=judge_reasoning, confidence=cfg,
                    engine=engine)
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:

@@ -29,7 +29,7 @@ from tamis.manifest import Manifest
 from tamis.models import DEFAULT_LLM, load_embedder, load_llm
 from tamis.records import Example
 from tamis.runs import Run, with_data_paths
-from tamis.settings import setting
+from tamis.settings import setting, validate
 from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
 from tamis.signals.quality_baselines import quality_baselines
 from tamis.signals.registry import SignalSet, SignalTable, read_signals, signal_specs
@@ -61,9 +61,14 @@ class ScoreJob:
     limit: int | None = setting(None, "Read at most this many rows.", range=(1, None))
     baselines: bool = setting(True, "Also compute log-likelihood, IFD, judge, length, random.")
     judge: bool = setting(True, "Include the LLM-judge 0-5 baseline.")
+    judge_reasoning: str = setting("direct", "How the judge rates: direct (one digit) or step (it reasons first, "
+                                   "then gives the digit in a second turn).", choices=("direct", "step"))
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
     # where the model calls run: not a saved setting (it changes how fast, never what)
     engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)  # ranges and choices as declared above
 
 
 @dataclass
@@ -109,7 +114,7 @@ def run_score_confidence(job: ScoreJob, workspace: Workspace, *, overwrite: bool
         table = report.table
         if job.baselines:
             with manifest.stage("baselines"):
-                baselines = quality_baselines(examples, llm, judge=job.judge,
+                baselines = quality_baselines(examples, llm, judge=job.judge, judge_reasoning=job.judge_reasoning,
                                               max_response_chars=job.confidence.max_response_chars,
                                               max_prompt_chars=job.confidence.max_prompt_chars)
             table.update(baselines)

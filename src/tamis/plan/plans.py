@@ -177,7 +177,7 @@ def plan_confidence(job: Any, workspace: Any) -> Plan:
     bsdetector_confidence(examples, llm, cfg, embedder=embedder, nli=nli)  # type: ignore[arg-type]
     if job.baselines:
         quality_baselines(examples, llm, judge=job.judge, max_response_chars=cfg.max_response_chars,  # type: ignore[arg-type]
-                          max_prompt_chars=cfg.max_prompt_chars)
+                          max_prompt_chars=cfg.max_prompt_chars, judge_reasoning=job.judge_reasoning)
     return plan
 
 

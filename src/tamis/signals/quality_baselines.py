@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tamis.errors import ConfigError
 from tamis.models.base import LLM, ChatMessages, GenerationParams, LogprobsUnavailable
 from tamis.records import Example
 from tamis.signals.choices import choice_logprobs
@@ -39,6 +40,15 @@ JUDGE_PROMPT = (
     "to 5 (excellent: accurate, helpful and relevant).\n\nInstruction: {question}\n\nResponse: {answer}\n\n"
     "Reply with a single digit from 0 to 5."
 )
+#: judge_reasoning="step": the judge writes its reasoning first (G-Eval's and BSDetector's chain of thought);
+#: the digit is then asked for in a second turn and read exactly as in a direct rating.
+JUDGE_STEP_PROMPT = (
+    "Rate the quality of the response to the instruction below on a scale from 0 (useless or wrong) "
+    "to 5 (excellent: accurate, helpful and relevant).\n\nInstruction: {question}\n\nResponse: {answer}\n\n"
+    "Think step by step: is the response accurate, helpful and relevant? Explain briefly."
+)
+JUDGE_STEP_FOLLOW_UP = "Now rate the response. Reply with a single digit from 0 to 5."
+JUDGE_REASONING_TOKENS = 96
 DIGITS = [str(d) for d in range(6)]
 #: +1: higher means a better example; -1: lower means better
 SIGNAL_DIRECTION = {"confidence": 1, "observed_consistency": 1, "self_reflection": 1, "s_mean": 1, "r_mean": 1,
@@ -53,11 +63,12 @@ def random_score(example_id: str, seed: int = 0) -> float:
 
 def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, max_response_chars: int = 2000,
                       judge_mode: str = "auto", seed: int = 0,
-                      max_prompt_chars: int = 4000) -> SignalTable:
+                      max_prompt_chars: int = 4000, judge_reasoning: str = "direct") -> SignalTable:
     """The baselines' signal table (counts beside); unscorable examples get only length and random.
 
     The judge sees the question and response truncated as BSDetector's prompts are
-    (``max_prompt_chars``, ``max_response_chars``); log p(y|x) scores the whole prompt."""
+    (``max_prompt_chars``, ``max_response_chars``); log p(y|x) scores the whole prompt.
+    ``judge_reasoning="step"`` lets the judge reason (greedy, ``JUDGE_REASONING_TOKENS``) before it rates."""
     rows: list[dict[str, Any]] = []
     items: list[tuple[dict[str, Any], ChatMessages, str]] = []
     counts: Counter[str] = Counter()
@@ -90,16 +101,24 @@ def quality_baselines(examples: list[Example], llm: LLM, *, judge: bool = True, 
         if uncond is not None:
             row["ifd"] = math.exp(uncond[i].mean - cond[i].mean)  # PPL(y|x)/PPL(y) = exp(-mean_c)/exp(-mean_u)
     if judge:
-        _judge(items, llm, judge_mode, counts, max_prompt_chars)
+        _judge(items, llm, judge_mode, counts, max_prompt_chars, judge_reasoning)
     return SignalTable.from_rows(rows, counts)
 
 
 def _judge(items: list[tuple[dict[str, Any], ChatMessages, str]], llm: LLM, mode: str, counts: Counter[str],
-           max_prompt_chars: int = 4000) -> None:
-    prompts = []
+           max_prompt_chars: int = 4000, reasoning: str = "direct") -> None:
+    if reasoning not in ("direct", "step"):
+        raise ConfigError(f"judge_reasoning must be 'direct' or 'step', not {reasoning!r}")
+    template = JUDGE_STEP_PROMPT if reasoning == "step" else JUDGE_PROMPT
+    prompts: list[ChatMessages] = []
     for _, prompt, response in items:
         question = clip("\n\n".join(m["content"] for m in prompt if m["role"] != "system"), max_prompt_chars)[0]
-        prompts.append([{"role": "user", "content": JUDGE_PROMPT.format(question=question, answer=response or "(empty)")}])
+        prompts.append([{"role": "user", "content": template.format(question=question, answer=response or "(empty)")}])
+    if reasoning == "step":
+        thoughts = llm.generate(prompts, GenerationParams(max_tokens=JUDGE_REASONING_TOKENS, temperature=0.0))
+        prompts = [p + [{"role": "assistant", "content": text.strip()}, {"role": "user", "content": JUDGE_STEP_FOLLOW_UP}]
+                   for p, (text, *_) in zip(prompts, thoughts)]
+        counts["judge_reasoned"] = len(prompts)
     if mode in ("auto", "logprobs"):
         try:
             lp = choice_logprobs(llm, prompts, DIGITS)
