@@ -1,5 +1,7 @@
 """Generation with the real bundled model (llama.cpp): provenance, counts, rejections, resume."""
 
+import re
+
 import pytest
 
 from tamis.generate import (LabelledGenerationConfig, NearCopyConfig, generate_dialogues, generate_instructions,
@@ -39,6 +41,23 @@ def test_zero_and_few_shot_with_provenance(llamacpp_smollm2, sms_pool, minilm):
                 assert len(prov["few_shot_ids"]) == task.few_shot_k and set(prov["few_shot_ids"]) <= pool_ids
             else:
                 assert prov["few_shot_ids"] == []
+
+
+def test_the_generator_can_reason_before_it_writes(llamacpp_smollm2, sms_pool, minilm):
+    pool, _ = sms_pool
+    task = load_task("sms_spam")
+    config = LabelledGenerationConfig(n_per_label=3, round_size=3, reasoning="step")
+    result = generate_labelled(task, llamacpp_smollm2, config, pool=pool, embedder=minilm)
+    _check_accounting(result, 2, 3)
+    assert result.counts["accepted"] >= 2
+    for ex in result.examples:
+        prov = ex.meta["provenance"]
+        assert "think step by step" in prov["prompt"][1]["content"]
+        assert prov["raw"].rstrip().endswith(ex.text.rstrip()[-10:]) or prov["truncated"]
+        assert "text:" not in ex.text.lower() and "reasoning" in prov  # only the text is kept
+    for d in result.rejected:  # a reply without the marker is rejected for it, never kept whole
+        prov = d.evidence["provenance"]
+        assert d.reason != "no_text_marker" or not re.search(r"(?<!\w)text[^\w\n:]{0,3}:", prov["raw"], re.I)
 
 
 def test_near_copies_of_real_examples_are_rejected(llamacpp_smollm2, sms_pool, minilm):

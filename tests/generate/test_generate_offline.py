@@ -3,6 +3,7 @@
 import pytest
 
 from tamis.generate import NearCopyConfig, NearCopyFilter, bundled_tasks, load_task, parse_generated_text
+from tamis.generate.parse import split_reasoned
 from tamis.generate.prompts import DIVERSITY_PROMPT, labelled_messages
 from tamis.io import DataError
 from tamis.records import labelled_example
@@ -27,6 +28,21 @@ def test_parse_cuts_long_texts_at_a_sentence_within_the_limit():
     raw = "One two three four. Five six seven eight. " * 10
     parsed = parse_generated_text(raw, max_words=10)
     assert parsed.truncated and parsed.text == "One two three four. Five six seven eight."
+
+
+@pytest.mark.parametrize("raw,text,thoughts", [
+    ("thoughts: a prize scam.\ntext: WIN a prize now, call 0800", "WIN a prize now, call 0800", "thoughts: a prize scam."),
+    ("Thoughts: a friend.\n**Text:** Hi mum, see you at 6", "Hi mum, see you at 6", "Thoughts: a friend.\n**"),
+    ("the context: a friend, no marker", None, "the context: a friend, no marker"),
+])
+def test_reasoned_replies_keep_only_the_text_after_the_marker(raw, text, thoughts):
+    assert split_reasoned(raw) == (text, thoughts)
+
+
+def test_reasoned_prompt_asks_for_thoughts_then_the_marked_text():
+    task = load_task("sms_spam")
+    direct, step = (labelled_messages(task, "spam", reasoning=r)[1]["content"] for r in ("direct", "step"))
+    assert "step by step" in step and "text:" in step and "step by step" not in direct
 
 
 def test_bundled_tasks_load():

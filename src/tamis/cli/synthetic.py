@@ -103,6 +103,7 @@ def labelled(
     model: str = ModelOpt,
     embedder: str = EmbedderOpt,
     temperature: float = opt(LabelledGenerationConfig, "temperature"),
+    reasoning: str = opt(LabelledGenerationConfig, "reasoning"),
     seed: int = opt(LabelledGenerationConfig, "seed"),
     embedding_threshold: Optional[float] = opt(NearCopyConfig, "embedding_threshold"),
     rouge_threshold: Optional[float] = opt(NearCopyConfig, "rouge_threshold"),
@@ -127,7 +128,7 @@ def labelled(
                           else embedding_threshold,
                           rouge_threshold=None if rouge_threshold is not None and rouge_threshold < 0 else rouge_threshold)
     gen = LabelledGenerationConfig(n_per_label=n_per_label, mode=mode, temperature=temperature, seed=seed,  # type: ignore[arg-type]
-                                   near_copy=near)
+                                   near_copy=near, reasoning=reasoning)
     settings = {"task": cfg.to_dict(), "generation": asdict(gen), "model": model, "embedder": embedder,
                 "examples": str(examples) if examples else None}
     check_plan_flags(dry_run, as_json, calibrate)
@@ -359,6 +360,7 @@ def experiment_synthetic(
     classifier: str = typer.Option("minilm", help="Encoder: 'minilm' (bundled) or any Hugging Face encoder path/id."),
     epochs: float = typer.Option(5.0),
     max_steps: Optional[int] = typer.Option(None, help="Cap classifier steps (quick runs)."),
+    reasoning: str = opt(LabelledGenerationConfig, "reasoning"),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: workspace/runs/synthetic-TASK]."),
     dry_run: bool = DryRunOpt,
     as_json: bool = PlanJsonOpt,
@@ -373,7 +375,7 @@ def experiment_synthetic(
         task=task, data=str(data) if data else None, data_root=str(data_root) if data_root else None,
         out=str(output) if output else None, n_per_label=n_per_label, test_size=test_size,
         seeds=tuple(int(s) for s in seeds.split(",") if s.strip()), generator=generator, embedder=embedder,
-        classifier=ClassifierConfig(model=classifier, epochs=epochs, max_steps=max_steps, max_length=64))
+        reasoning=reasoning, classifier=ClassifierConfig(model=classifier, epochs=epochs, max_steps=max_steps, max_length=64))
     check_plan_flags(dry_run, as_json, calibrate)
     if dry_run:
         from tamis.plan import plan_synthetic

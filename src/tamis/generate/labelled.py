@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from tamis.curate.decisions import Decision
 from tamis.generate.nearcopy import NearCopyConfig, NearCopyFilter
-from tamis.generate.parse import parse_generated_text
+from tamis.generate.parse import Parsed, parse_generated_text, split_reasoned
 from tamis.settings import setting
 from tamis.generate.prompts import labelled_messages
 from tamis.generate.tasks import TaskConfig
@@ -29,6 +29,7 @@ from tamis.records import Example, content_id, labelled_example
 from tamis.store import cache_key
 
 Mode = Literal["zero-shot", "few-shot"]
+REASONING_TOKENS = 96  # room for reasoning="step"'s one or two sentences before the text
 
 
 @dataclass
@@ -41,6 +42,10 @@ class LabelledGenerationConfig:
     round_size: int = setting(8, "Attempts per label per round.", range=(1, None))
     max_attempts_factor: float = setting(3.0, "Give up on a label after n_per_label x this many attempts.",
                                          range=(1, None))
+    reasoning: str = setting("direct", "direct (write the text at once) or step (think in one or two sentences "
+                                       "about what such a text contains, then write it after 'text:'; only "
+                                       "the text is kept, the reasoning stays in the provenance).",
+                             choices=("direct", "step"))
     near_copy: NearCopyConfig = field(default_factory=NearCopyConfig)
 
 
@@ -70,6 +75,8 @@ def generate_labelled(task: TaskConfig, llm: LLM, config: LabelledGenerationConf
     pool) are the real texts a generation must not copy."""
     if config.mode not in ("zero-shot", "few-shot"):
         raise ValueError(f"unknown mode {config.mode!r}; use zero-shot or few-shot")
+    if config.reasoning not in ("direct", "step"):
+        raise ValueError(f"unknown reasoning {config.reasoning!r}; use direct or step")
     by_label: dict[str, list[Example]] = defaultdict(list)
     for ex in pool:
         by_label[str(ex.label)].append(ex)
@@ -80,7 +87,7 @@ def generate_labelled(task: TaskConfig, llm: LLM, config: LabelledGenerationConf
     refs = list(pool if references is None else references)
     near = NearCopyFilter(config.near_copy, [(ex.id, ex.text or "") for ex in refs], embedder)
     identity = llm.identity
-    max_tokens = task.max_words * 2 + 16
+    max_tokens = task.max_words * 2 + 16 + (REASONING_TOKENS if config.reasoning == "step" else 0)
     accepted: dict[str, list[Example]] = {lab: [] for lab in task.labels}
     attempts: Counter[str] = Counter()
     rejected: list[Decision] = []
@@ -102,8 +109,8 @@ def generate_labelled(task: TaskConfig, llm: LLM, config: LabelledGenerationConf
                              if config.mode == "few-shot" else [])
                     previous = ([ex.text or "" for ex in accepted[label][-2:]]
                                 if t and task.diversity_every and t % task.diversity_every == 0 else [])
-                    jobs.append((label, t, labelled_messages(task, label, shots, previous), [s.id for s in shots],
-                                 bool(previous)))
+                    jobs.append((label, t, labelled_messages(task, label, shots, previous, config.reasoning),
+                                 [s.id for s in shots], bool(previous)))
             if not jobs:
                 break
             replies = _sample(llm, jobs, config, max_tokens, round_no)
@@ -113,7 +120,13 @@ def generate_labelled(task: TaskConfig, llm: LLM, config: LabelledGenerationConf
                         "model": identity, "prompt": messages, "temperature": config.temperature,
                         "top_p": config.top_p, "max_tokens": max_tokens, "seed": seed, "sample_index": index,
                         "few_shot_ids": shot_ids, "diversity_prompt": diverse, "attempt": t, "raw": raw}
-                parsed = parse_generated_text(raw, task.max_words)
+                if config.reasoning == "step":
+                    text, thoughts = split_reasoned(raw)
+                    prov["reasoning"] = thoughts
+                    parsed = (parse_generated_text(text, task.max_words) if text is not None
+                              else Parsed(None, "no_text_marker"))
+                else:
+                    parsed = parse_generated_text(raw, task.max_words)
                 if parsed.text is None:
                     rejected.append(Decision(content_id("rejected", [label, t, raw, config.mode]), "drop",
                                              parsed.problem or "unparseable", {"label": label, "provenance": prov},

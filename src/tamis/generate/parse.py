@@ -47,6 +47,18 @@ def _truncate(text: str, max_words: int) -> tuple[str, bool]:
     return (" ".join(kept) if kept else " ".join(words[:max_words])), True
 
 
+_MARKER = re.compile(r"(?<!\w)text[^\w\n:：]{0,3}[:：]\s*\**\s*", re.I)  # text: / **Text:** / "text":
+
+
+def split_reasoned(raw: str) -> tuple[str | None, str]:
+    """(the text after the last 'text:', the reasoning before it); (None, raw) without a marker."""
+    found = list(_MARKER.finditer(raw or ""))
+    if not found:
+        return None, raw or ""
+    last = found[-1]
+    return raw[last.end():], raw[:last.start()].strip()
+
+
 def parse_generated_text(raw: str, max_words: int | None = None, slack: float = 1.5) -> Parsed:
     """The usable text in ``raw``; longer than ``max_words * slack`` words is cut to ``max_words``."""
     if raw is None or not raw.strip():

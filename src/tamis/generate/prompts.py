@@ -22,6 +22,21 @@ def generation_prompt(task: TaskConfig, label: str) -> str:
             f"Reply with the {task.text_kind} only, no title, no quotes, no explanation.")
 
 
+#: reasoning="step": the generator first thinks about what such a text contains, then writes it after
+#: a fixed marker, so the reasoning never ends up in the data (parse.split_reasoned takes what follows it).
+TEXT_MARKER = "text:"
+
+
+def reasoned_generation_prompt(task: TaskConfig, label: str) -> str:
+    description = task.labels.get(label, "")
+    what = f"{label} ({description})" if description else label
+    style = f" Style: {task.style}." if task.style else ""
+    return (f"Write one {task.text_kind} whose label is: {what}.{style} Use at most {task.max_words} words. "
+            f"First think step by step in one or two sentences: who writes such a {task.text_kind}, about what, "
+            f"and what makes its label {label}. Then write the {task.text_kind} on a new line starting with "
+            f"'{TEXT_MARKER}'. Use exactly this template:\nthoughts: [your reasoning]\n{TEXT_MARKER} [the {task.text_kind}]")
+
+
 def few_shot_block(task: TaskConfig, shots: Sequence[Example]) -> str:
     lines = [f"Here are real examples of {task.text_kind}s with their labels:"]
     lines += [f"- [{ex.label}] {(ex.text or '').strip()}" for ex in shots]
@@ -30,9 +45,12 @@ def few_shot_block(task: TaskConfig, shots: Sequence[Example]) -> str:
 
 
 def labelled_messages(task: TaskConfig, label: str, shots: Sequence[Example] = (),
-                      previous: Sequence[str] = ()) -> list[dict[str, str]]:
-    """The conversation for one generation; with ``previous`` texts it ends with the diversity prompt."""
-    user = generation_prompt(task, label)
+                      previous: Sequence[str] = (), reasoning: str = "direct") -> list[dict[str, str]]:
+    """The conversation for one generation; with ``previous`` texts it ends with the diversity prompt.
+
+    ``reasoning="step"`` asks for a short chain of thought before the text (the earlier texts shown
+    for diversity are the parsed texts, without their reasoning)."""
+    user = reasoned_generation_prompt(task, label) if reasoning == "step" else generation_prompt(task, label)
     if shots:
         user = few_shot_block(task, shots) + "\n\n" + user
     messages = [{"role": "system", "content": context_prompt(task)}, {"role": "user", "content": user}]

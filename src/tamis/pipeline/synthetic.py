@@ -50,6 +50,7 @@ class SyntheticStudyConfig:
     generator: str = "llamacpp:smollm2"
     embedder: str = DEFAULT_EMBEDDER
     temperature: float = 1.0
+    reasoning: str = "direct"  # LabelledGenerationConfig.reasoning: step lets the generator think first
     near_copy: NearCopyConfig = field(default_factory=NearCopyConfig)
     classifier: ClassifierConfig = field(default_factory=lambda: ClassifierConfig(epochs=5, max_length=64))
     split_seed: int = 0
@@ -160,7 +161,8 @@ def run_synthetic_study(config: SyntheticStudyConfig, workspace: Workspace) -> S
     for mode in ("zero-shot", "few-shot"):
         with manifest.stage(f"generate_{mode}"):
             gen_config = LabelledGenerationConfig(n_per_label=config.n_per_label, mode=mode,  # type: ignore[arg-type]
-                                                  temperature=config.temperature, near_copy=config.near_copy)
+                                                  temperature=config.temperature, near_copy=config.near_copy,
+                                                  reasoning=config.reasoning)
             result = generate_labelled(task, llm, gen_config, pool=pool, embedder=embedder, references=references)
         sets[mode] = result.examples
         generation[mode] = result.counts

@@ -315,7 +315,7 @@ def plan_synthetic(config: Any, workspace: Any) -> Plan:
     sets = {"real": balanced_sample(pool, list(task.labels), config.n_per_label, config.split_seed)}
     for mode in ("zero-shot", "few-shot"):
         gen = LabelledGenerationConfig(n_per_label=config.n_per_label, mode=mode, temperature=config.temperature,
-                                       near_copy=config.near_copy)
+                                       near_copy=config.near_copy, reasoning=config.reasoning)
         generate_labelled(task, llm, gen, pool=pool, embedder=embedder, references=references)
     real = [ex.text or "" for ex in sets["real"]]  # generated sets are planned at the real set's size and lengths
     test_texts = [ex.text or "" for ex in test]
