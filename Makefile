@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast bench bench-install clean
+.PHONY: install demo test test-fast bench bench-install bench-peers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ bench: install
 
 bench-install:  # fresh venvs: core vs every extra (the [all] run may compile llama.cpp: minutes)
 	$(PY) bench/bench_install.py
+
+bench-peers: install  # bench-only peer tools for side-by-side benches (bench/bench_bergson.py); not tamis dependencies
+	# --no-deps: bergson 2.5.1 also requires torchvision, torchaudio, bitsandbytes (never imported) and torchopt
+	# (only its MAGIC trainer imports it); collection, projection, Hessians and scoring run without them on the CPU
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps bergson==2.5.1 jaxtyping==0.3.11 wadler-lindig==0.1.8 \
+		ml-dtypes==0.6.0 natsort==8.4.0 petname==2.9 simple-parsing==0.1.9 docstring-parser==0.18.0
 
 clean:
 	rm -rf $(VENV) tamis-workspace .pytest_cache
