@@ -117,7 +117,10 @@ def test_chamfer_by_row_blocks_on_ray_is_the_local_exact_search(cluster, tmp_pat
     assert stats.workers == 2 and stats.blocks == 10 and stats.blocks_computed == 10
     _, again = nearest_other_on_engine(x, config, ShardStore(tmp_path / "r"), block=32)
     assert again.blocks_computed == 0 and again.blocks_reused == 10
-    assert diversity(x, nearest=(r_index, r_sims)).chamfer == diversity(x, method="blocked").chamfer
+    # the same blocks give the same floats; another block size sums in another order (last bits differ)
+    assert diversity(x, nearest=(r_index, r_sims)).chamfer == diversity(x, nearest=(index, sims)).chamfer
+    assert diversity(x, nearest=(r_index, r_sims)).chamfer == pytest.approx(diversity(x, method="blocked").chamfer,
+                                                                             rel=1e-6)
 
 
 # -- with the bundled model ---------------------------------------------------------------------
