@@ -14,27 +14,22 @@ def context_prompt(task: TaskConfig) -> str:
     return task.context.strip() or f"You write realistic examples of {task.text_kind}s."
 
 
-def generation_prompt(task: TaskConfig, label: str) -> str:
-    description = task.labels.get(label, "")
-    what = f"{label} ({description})" if description else label
-    style = f" Style: {task.style}." if task.style else ""
-    return (f"Write one {task.text_kind} whose label is: {what}.{style} Use at most {task.max_words} words. "
-            f"Reply with the {task.text_kind} only, no title, no quotes, no explanation.")
-
-
 #: reasoning="step": the generator first thinks about what such a text contains, then writes it after
 #: a fixed marker, so the reasoning never ends up in the data (parse.split_reasoned takes what follows it).
 TEXT_MARKER = "text:"
 
 
-def reasoned_generation_prompt(task: TaskConfig, label: str) -> str:
+def generation_prompt(task: TaskConfig, label: str, reasoning: str = "direct") -> str:
     description = task.labels.get(label, "")
     what = f"{label} ({description})" if description else label
     style = f" Style: {task.style}." if task.style else ""
-    return (f"Write one {task.text_kind} whose label is: {what}.{style} Use at most {task.max_words} words. "
-            f"First think step by step in one or two sentences: who writes such a {task.text_kind}, about what, "
-            f"and what makes its label {label}. Then write the {task.text_kind} on a new line starting with "
-            f"'{TEXT_MARKER}'. Use exactly this template:\nthoughts: [your reasoning]\n{TEXT_MARKER} [the {task.text_kind}]")
+    ask = f"Write one {task.text_kind} whose label is: {what}.{style} Use at most {task.max_words} words. "
+    if reasoning == "step":
+        return (ask + f"First think step by step in one or two sentences: who writes such a {task.text_kind}, "
+                f"about what, and what makes its label {label}. Then write the {task.text_kind} on a new line "
+                f"starting with '{TEXT_MARKER}'. Use exactly this template:\nthoughts: [your reasoning]\n"
+                f"{TEXT_MARKER} [the {task.text_kind}]")
+    return ask + f"Reply with the {task.text_kind} only, no title, no quotes, no explanation."
 
 
 def few_shot_block(task: TaskConfig, shots: Sequence[Example]) -> str:
@@ -50,7 +45,7 @@ def labelled_messages(task: TaskConfig, label: str, shots: Sequence[Example] = (
 
     ``reasoning="step"`` asks for a short chain of thought before the text (the earlier texts shown
     for diversity are the parsed texts, without their reasoning)."""
-    user = reasoned_generation_prompt(task, label) if reasoning == "step" else generation_prompt(task, label)
+    user = generation_prompt(task, label, reasoning)
     if shots:
         user = few_shot_block(task, shots) + "\n\n" + user
     messages = [{"role": "system", "content": context_prompt(task)}, {"role": "user", "content": user}]
