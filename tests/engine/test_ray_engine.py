@@ -360,8 +360,9 @@ def test_generate_instructions_on_ray_matches_the_local_path(cluster, tmp_path, 
 
 @pytest.mark.slow
 def test_influence_features_on_ray_match_the_local_path_exactly(cluster, tmp_path, models_dir):
-    """``score influence --engine ray``: the candidates' projected gradients are computed by two workers
-    in the local path's batches: the same features and scores, bit for bit."""
+    """``score influence --engine ray --hessian ekfac``: the candidates' projected gradients and both
+    EK-FAC factor passes (sums: each worker sums its blocks, the driver adds them) are computed by two
+    workers in the local path's batches: the same factors, features and scores, bit for bit."""
     import numpy as np
     import torch
 
@@ -372,7 +373,7 @@ def test_influence_features_on_ray_match_the_local_path_exactly(cluster, tmp_pat
     def config(out: str, **engine: Any) -> InfluenceConfig:
         grads = GradientConfig(params="linear", layer_stride=15, max_length=256, batch_size=4)
         return InfluenceConfig(candidates=_demo(), seed_set=_demo(), model="transformers:smollm2", out=str(tmp_path / out),
-                               hessian="identity", projection_dim=256, limit=12, gradients=grads,
+                               hessian="ekfac", projection_dim=256, limit=12, gradients=grads,
                                engine=EngineConfig(**engine) if engine else None)
 
     threads = torch.get_num_threads()
@@ -384,8 +385,15 @@ def test_influence_features_on_ray_match_the_local_path_exactly(cluster, tmp_pat
         torch.set_num_threads(threads)
     assert np.array_equal(np.load(remote.out_dir / "features.npy"), np.load(local.out_dir / "features.npy"))
     assert remote.rows == local.rows
+    from safetensors.torch import load_file
+
+    factors = [load_file(next((tmp_path / ws / "influence" / "factors").glob("*.safetensors")))
+               for ws in ("ws-local", "ws-ray")]
+    assert factors[0].keys() == factors[1].keys() and "0.corrected" in factors[0]
+    assert all(torch.equal(factors[0][k], factors[1][k]) for k in factors[0])
     counts = json.loads((tmp_path / "ray" / "manifest.json").read_text())["counts"]
     assert counts["features_blocks"] == 3 and counts["engine_workers"] == 2  # 12 candidates, batches of 4
+    assert counts["factors_covariance_blocks"] == 3 and counts["factors_correction_blocks"] == 3
 
 
 @pytest.mark.slow

@@ -73,6 +73,24 @@ class BlockTask(Protocol):
         ...
 
 
+class SumTask(Protocol):
+    """A stage whose result is a sum over examples (K-FAC factors): ``partial(items)`` is one backend
+    batch's contribution and ``add(total, part)`` adds two of them. Engines sum each block's batches in
+    order, then the blocks in plan order, so every engine gives the same floats. Must be picklable."""
+
+    name: str
+
+    def fingerprint(self) -> str: ...
+
+    def setup(self) -> None: ...
+
+    def batch_bound(self) -> int: ...
+
+    def partial(self, items: list[dict[str, Any]]) -> Any: ...
+
+    def add(self, total: Any, part: Any) -> Any: ...
+
+
 @dataclass
 class Block:
     index: int
@@ -131,6 +149,42 @@ def run_chunks(task_call: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
     return rows
 
 
+def sum_chunks(task: SumTask, items: list[dict[str, Any]], chunk: int) -> Any:
+    """A block's sum: its backend batches' partials added in order."""
+    total = None
+    for start in range(0, len(items), chunk):
+        part = task.partial(items[start : start + chunk])
+        total = part if total is None else task.add(total, part)
+    return total
+
+
+class InOrder:
+    """Adds block sums in plan order whatever order they arrive in (holding the early arrivals)."""
+
+    def __init__(self, task: SumTask):
+        self.task, self.total, self.next, self.waiting = task, None, 0, {}
+
+    def add(self, index: int, part: Any) -> None:
+        self.waiting[index] = part
+        while self.next in self.waiting:
+            part = self.waiting.pop(self.next)
+            self.total = part if self.total is None else self.task.add(self.total, part)
+            self.next += 1
+
+
+def plan_sum_blocks(task: SumTask, items: Sequence[dict[str, Any]], size: Callable[[dict[str, Any]], int],
+                    chunk: int) -> list[Block]:
+    """The blocks of a sum: as ``plan_blocks``, but every item counts (a repeated key is an error, since
+    the plan would count it once)."""
+    if len({it["key"] for it in items}) != len(items):
+        raise ValueError(f"{task.name}: a sum needs one item per example (unique keys)")
+    return plan_blocks(task, items, size, chunk)  # type: ignore[arg-type]
+
+
+def sum_stats(blocks: list[Block]) -> EngineStats:
+    return EngineStats(blocks=len(blocks), blocks_computed=len(blocks), items=sum(len(b.items) for b in blocks))
+
+
 class LocalEngine:
     """Runs the blocks in this process, one after another, with the same plan and shards as Ray."""
 
@@ -153,6 +207,24 @@ class LocalEngine:
                 store.write(block.name, run_chunks(task, block.items, chunk))
                 advance(1)
         return collect(store, blocks), stats
+
+    def reduce(self, task: SumTask, items: Sequence[dict[str, Any]], *, size: Callable[[dict[str, Any]], int],
+               description: str = "") -> tuple[Any, EngineStats]:
+        """The sum of ``task.partial`` over every item (not de-duplicated: keys must be unique), in
+        memory: a sum pass is not resumed block by block (its caller saves the result)."""
+        from tamis.progress import progress
+
+        task.setup()
+        chunk = task.batch_bound()
+        blocks = plan_sum_blocks(task, items, size, chunk)
+        total = InOrder(task)
+        with progress(description or task.name, len(blocks)) as advance:
+            for block in blocks:
+                total.add(block.index, sum_chunks(task, block.items, chunk))
+                advance(1)
+        stats = sum_stats(blocks)
+        stats.workers = 1
+        return total.total, stats
 
 
 def prune_and_count(store: Any, blocks: list[Block]) -> EngineStats:

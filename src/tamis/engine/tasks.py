@@ -147,6 +147,27 @@ def influence_items(encoded: list[Any]) -> list[dict[str, Any]]:
              "truncated": e.truncated} for e in encoded]
 
 
+def factor_items(encoded: list[Any]) -> list[dict[str, Any]]:
+    """One item per candidate, repeats included (a sum counts every example): keys by position."""
+    return [it | {"key": f"{i}:{it['key']}"} for i, it in enumerate(influence_items(encoded))]
+
+
+def _tracked_model(model: str, workspace: str | None, gradients: dict[str, Any]) -> Any:
+    """The model with hooks on the tracked layers, from a task's picklable settings."""
+    from tamis.signals.influence.config import GradientConfig
+    from tamis.signals.influence.gradients import load_tracked_model
+    from tamis.store import Workspace
+
+    config = GradientConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in gradients.items()})
+    return load_tracked_model(model, Workspace(workspace), config)
+
+
+def _encoded(items: list[dict[str, Any]]) -> list[Any]:
+    from tamis.signals.influence.gradients import Encoded
+
+    return [Encoded(it["id"], list(it["ids"]), int(it["n_context"]), bool(it["truncated"])) for it in items]
+
+
 def influence_size(item: dict[str, Any]) -> int:
     """Tokens: the order in which the local featurisation batches (longest first)."""
     return len(item["ids"])
@@ -176,13 +197,9 @@ class InfluenceFeatureTask:
 
     def setup(self) -> None:
         if self._tracked is None:
-            from tamis.signals.influence.config import GradientConfig
-            from tamis.signals.influence.gradients import load_tracked_model
             from tamis.signals.influence.projection import CountSketch
-            from tamis.store import Workspace
 
-            config = GradientConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.gradients.items()})
-            self._tracked = load_tracked_model(self.model, Workspace(self.workspace), config)
+            self._tracked = _tracked_model(self.model, self.workspace, self.gradients)
             self._projection = CountSketch(self._tracked.shapes, self.projection_dim, self.projection_seed)
 
     def batch_bound(self) -> int:
@@ -193,11 +210,50 @@ class InfluenceFeatureTask:
 
     def __call__(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from tamis.signals.influence.features import featurise
-        from tamis.signals.influence.gradients import Encoded
 
-        encoded = [Encoded(it["id"], list(it["ids"]), int(it["n_context"]), bool(it["truncated"])) for it in items]
-        vectors, _ = featurise(self._tracked, encoded, self._projection, None)
+        vectors, _ = featurise(self._tracked, _encoded(items), self._projection, None)
         return [{"key": it["key"], "vector": [float(x) for x in v]} for it, v in zip(items, vectors)]
+
+
+@dataclass
+class FactorSumTask:
+    """One pass of K-FAC/EK-FAC factor fitting (``kfac.batch_sums``: covariance, or the EK-FAC correction
+    in the given eigenbases) as a sum task: workers sum their blocks' gradient batches, the driver adds
+    the block sums (``Engine.reduce``), in the batches and order of the local fit."""
+
+    model: str
+    workspace: str | None
+    gradients: dict[str, Any]
+    kind: str
+    eigenvectors: list[Any] | None = None
+    name: str = "factors"
+    _tracked: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_tracked"} | {"_tracked": None}
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.kind}:{self.model}:{json.dumps(self.gradients, sort_keys=True, default=str)}"
+
+    def setup(self) -> None:
+        if self._tracked is None:
+            self._tracked = _tracked_model(self.model, self.workspace, self.gradients)
+
+    def batch_bound(self) -> int:
+        return int(self._tracked.config.batch_size)
+
+    def info(self) -> dict[str, Any]:
+        return {"identity": self._tracked.identity}
+
+    def partial(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        from tamis.signals.influence.kfac import batch_sums
+
+        return batch_sums(self._tracked, _encoded(items), self.kind, self.eigenvectors)
+
+    def add(self, total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+        from tamis.signals.influence.kfac import add_sums
+
+        return add_sums(total, part)
 
 
 def embedding_items(texts: list[str]) -> list[dict[str, Any]]:

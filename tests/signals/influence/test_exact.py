@@ -174,3 +174,41 @@ def test_countsketch_csr_path_equals_index_add_path():
     grads = [torch.randn(4, o, i, generator=torch.Generator().manual_seed(k)) for k, (o, i) in enumerate(shapes)]
     sketch = CountSketch(shapes, 8, seed=2)
     torch.testing.assert_close(sketch.sparse_sketch(grads), sketch(grads), rtol=1e-5, atol=1e-5)
+
+
+def test_factor_passes_on_an_engine_sum_the_same_floats_as_the_in_process_fit(tokenizer):
+    """K-FAC/EK-FAC passes are sums: an engine sums each block's batches, then the blocks in plan order,
+    and the in-process fit sums in exactly that order, so the factors are bit-identical (here 20 blocks of
+    two batches); the sums also equal a plain sum over every example, to rounding."""
+    from tamis.engine import LocalEngine
+    from tamis.engine.tasks import FactorSumTask, factor_items, influence_size
+    from tamis.signals.influence.kfac import batch_sums, local_sum_pass
+
+    cfg = GradientConfig(params="linear", layer_stride=2, batch_size=1, linear_modules=("mlp.down_proj",))
+    tracked = TrackedModel(prepare_model(tiny_llama(hidden=8).double(), cfg), tokenizer, cfg)
+    cands = tracked.encode(random_examples(40, "c"))
+    cands[7] = cands[3]  # a repeated example counts twice in a sum
+
+    def engine_pass(kind, eigenvectors):
+        task = FactorSumTask("tiny", None, {}, kind, eigenvectors)
+        task._tracked = tracked
+        total, stats = LocalEngine().reduce(task, factor_items(cands), size=influence_size)
+        assert stats.blocks == 20 and stats.items == 40
+        return total
+
+    for strategy in ("kfac", "ekfac"):
+        here, there = fit_factors(tracked, cands, strategy), fit_factors(tracked, cands, strategy, sum_pass=engine_pass)
+        for a, b in zip(here.layers, there.layers):
+            for key in ("A", "G", "corrected"):
+                x, y = getattr(a, key), getattr(b, key)
+                assert (x is None and y is None) or torch.equal(x, y)
+        assert here.meta == there.meta and here.meta["n_examples"] == 40
+    plain = [batch_sums(tracked, [e], "covariance") for e in cands]
+    summed = local_sum_pass(tracked, cands)("covariance", None)
+    assert summed["n_tokens"] == sum(p["n_tokens"] for p in plain)
+    for m in range(len(tracked.names)):
+        assert torch.allclose(summed["A"][m], sum(p["A"][m] for p in plain), rtol=1e-12, atol=0)
+    task = FactorSumTask("tiny", None, {}, "covariance")
+    task._tracked = tracked
+    with pytest.raises(ValueError, match="unique keys"):
+        LocalEngine().reduce(task, factor_items(cands)[:2] * 2, size=influence_size)

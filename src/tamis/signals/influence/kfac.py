@@ -107,40 +107,83 @@ class Factors:
         return cls(info["names"], layers, info["strategy"], info.get("meta"))
 
 
-def fit_factors(tracked: TrackedModel, encoded: Sequence[Encoded], strategy: str = "ekfac",
-                advance: Callable[[int], None] | None = None) -> Factors:
-    """One batched pass for A and G; EK-FAC adds a second pass for the eigenvalue correction."""
-    if strategy not in ("kfac", "ekfac"):
-        raise ValueError(f"strategy must be 'kfac' or 'ekfac', got {strategy!r}")
-    shapes = tracked.shapes
-    A = [torch.zeros(i, i, dtype=torch.float64) for _, i in shapes]
-    G = [torch.zeros(o, o, dtype=torch.float64) for o, _ in shapes]
-    n_tokens = 0
-    for idx in tracked.batches(encoded):
-        capture, _ = tracked.forward_backward([encoded[i] for i in idx])
+Sums = dict[str, Any]  # "A"/"G"/"corrected": a float64 tensor per tracked layer; "n_tokens": an int
+SumPass = Callable[[str, "list[tuple[torch.Tensor, torch.Tensor]] | None"], Sums]
+
+
+def batch_sums(tracked: TrackedModel, batch: Sequence[Encoded], kind: str,
+               eigenvectors: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> Sums:
+    """One forward+backward's contribution to a factor pass: ``kind="covariance"`` gives the token sums
+    of a a^T and g g^T per layer (and the tokens counted); ``"correction"`` the sums over examples of
+    (Q_G^T G_n Q_A)^2 in the given eigenbases (``eigenvectors``: (Q_A, Q_G) per layer)."""
+    capture, _ = tracked.forward_backward(batch)
+    if kind == "covariance":
         mask = capture.mask.bool()  # type: ignore[union-attr]
-        n_tokens += int(mask.sum())
-        for m, name in enumerate(tracked.names):
+        sums: Sums = {"A": [], "G": [], "n_tokens": int(mask.sum())}
+        for name in tracked.names:
             a = capture.inputs[name].double()[mask.to(capture.inputs[name].device)]
             g = capture.grads[name].double()[mask.to(capture.grads[name].device)]
-            A[m] += (a.T @ a).double().cpu()
-            G[m] += (g.T @ g).double().cpu()
-        if advance:
-            advance(len(idx))
+            sums["A"].append((a.T @ a).cpu())
+            sums["G"].append((g.T @ g).cpu())
+        return sums
+    if kind == "correction":
+        if eigenvectors is None:
+            raise ValueError("the correction pass needs the eigenvectors of the covariance factors")
+        corrected = []
+        for (QA, QG), grad in zip(eigenvectors, tracked.per_example_grads(capture)):
+            rotated = QG.T @ grad.double().cpu() @ QA
+            corrected.append((rotated**2).sum(0))
+        return {"corrected": corrected}
+    raise ValueError(f"kind must be 'covariance' or 'correction', got {kind!r}")
+
+
+def add_sums(total: Sums | None, part: Sums) -> Sums:
+    """``total + part``, key by key and layer by layer (``total`` None: ``part``)."""
+    if total is None:
+        return part
+    return {k: [t + p for t, p in zip(v, part[k])] if isinstance(v, list) else v + part[k] for k, v in total.items()}
+
+
+def local_sum_pass(tracked: TrackedModel, encoded: Sequence[Encoded], advance: Callable[[int], None] | None = None,
+                   ) -> SumPass:
+    """A factor pass in this process, summed exactly as the engines sum it (``tamis.engine``): each
+    block's batches in order, then the blocks in plan order, so local and Ray factors are bit-identical."""
+    from tamis.engine.base import chunks_per_block
+
+    def run(kind: str, eigenvectors: list[tuple[torch.Tensor, torch.Tensor]] | None) -> Sums:
+        batches = list(tracked.batches(encoded))
+        per_block = chunks_per_block(len(encoded), tracked.config.batch_size)
+        total: Sums | None = None
+        for start in range(0, len(batches), per_block):
+            block: Sums | None = None
+            for idx in batches[start : start + per_block]:
+                block = add_sums(block, batch_sums(tracked, [encoded[i] for i in idx], kind, eigenvectors))
+                if advance:
+                    advance(len(idx))
+            total = add_sums(total, block)  # type: ignore[arg-type]
+        if total is None:
+            raise ValueError("K-FAC factors need at least one candidate")
+        return total
+
+    return run
+
+
+def fit_factors(tracked: TrackedModel, encoded: Sequence[Encoded], strategy: str = "ekfac",
+                advance: Callable[[int], None] | None = None, sum_pass: SumPass | None = None) -> Factors:
+    """One pass for A and G; EK-FAC adds a second pass for the eigenvalue correction. Both passes are
+    sums over examples, so ``sum_pass`` may compute them anywhere (workers accumulate, the driver adds:
+    ``tamis.engine``); the default runs them here."""
+    if strategy not in ("kfac", "ekfac"):
+        raise ValueError(f"strategy must be 'kfac' or 'ekfac', got {strategy!r}")
+    sum_pass = sum_pass or local_sum_pass(tracked, encoded, advance)
     n = len(encoded)
-    layers = [LayerFactors(A=a / n_tokens, G=g / n) for a, g in zip(A, G)]
+    sums = sum_pass("covariance", None)
+    n_tokens = int(sums["n_tokens"])
+    layers = [LayerFactors(A=a / n_tokens, G=g / n) for a, g in zip(sums["A"], sums["G"])]
     for layer in layers:
         layer.eigendecompose()
     if strategy == "ekfac":
-        corrected = [torch.zeros(o, i, dtype=torch.float64) for o, i in shapes]
-        for idx in tracked.batches(encoded):
-            capture, _ = tracked.forward_backward([encoded[i] for i in idx])
-            for m, grad in enumerate(tracked.per_example_grads(capture)):
-                layer = layers[m]
-                rotated = layer.QG.T @ grad.double().cpu() @ layer.QA  # type: ignore[union-attr]
-                corrected[m] += (rotated**2).sum(0)
-            if advance:
-                advance(len(idx))
+        corrected = sum_pass("correction", [(layer.QA, layer.QG) for layer in layers])["corrected"]  # type: ignore[misc]
         for layer, c in zip(layers, corrected):
             layer.corrected = c / n
     return Factors(tracked.names, layers, strategy, {"n_examples": n, "n_tokens": n_tokens})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,6 +73,23 @@ def engine_features(encoded: list[Any], config: InfluenceConfig, workspace: Work
     return np.asarray([by_key[it["key"]]["vector"] for it in items], dtype=np.float32).reshape(len(items), -1)
 
 
+def engine_sum_pass(encoded: list[Any], config: InfluenceConfig, workspace: Workspace, run: Run) -> Any:
+    """K-FAC/EK-FAC factor passes on ``config.engine``: workers sum gradient batches, the driver adds them
+    (``kfac.fit_factors``'s ``sum_pass``), the same floats as the local fit."""
+    from tamis.engine import get_engine
+    from tamis.engine.tasks import FactorSumTask, factor_items, influence_size
+
+    engine, items = get_engine(config.engine), factor_items(encoded)
+
+    def sum_pass(kind: str, eigenvectors: list[Any] | None) -> dict[str, Any]:
+        task = FactorSumTask(config.model, str(workspace.root), asdict(config.gradients), kind, eigenvectors)
+        total, stats = engine.reduce(task, items, size=influence_size, description=f"{kind} sums")
+        run.manifest.count(**{f"factors_{kind}_blocks": stats.blocks}, engine_workers=stats.workers)
+        return total
+
+    return sum_pass
+
+
 def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> InfluenceResult:
     out, manifest = run.out, run.manifest
     manifest.data["sign"] = SIGN_NOTE
@@ -103,9 +120,11 @@ def _influence(config: InfluenceConfig, workspace: Workspace, run: Run) -> Influ
             manifest.count(factors_reused=factors is not None)
             if factors is None:
                 passes = 2 if config.hessian == "ekfac" else 1
-                with progress(f"fitting {config.hessian} factors", passes * len(subset)) as advance, \
-                        meter.timing([e for _ in range(passes) for e in subset]):
-                    factors = fit_factors(tracked, subset, config.hessian, advance)
+                on_engine = config.engine is not None and config.engine.engine != "local"
+                sum_pass = engine_sum_pass(subset, config, workspace, run) if on_engine else None
+                timed = nullcontext() if on_engine else meter.timing([e for _ in range(passes) for e in subset])
+                with progress(f"fitting {config.hessian} factors", passes * len(subset)) as advance, timed:
+                    factors = fit_factors(tracked, subset, config.hessian, advance, sum_pass)
                 factors.save(path, {"model": tracked.identity, "gradients": tracked.config.to_dict(),
                                     "strategy": config.hessian, "n_examples": len(subset)})
         manifest.output("factors", path.with_suffix(".safetensors"))
