@@ -12,7 +12,8 @@ from tamis.io import DataError
 from tamis.pipeline.recipe import Recipe, SyntheticRecipe, apply_overrides, find_recipe, load_recipe, shipped_recipes
 from tamis.pipeline.sources import build_source, data_root, resolve_reference
 
-STUDIES = {"clear", "clear-spam", "gdig", "gdig-spam", "hedit", "synthetic", "synthetic-irony", "demo-study", "label-noise"}
+STUDIES = {"clear", "clear-spam", "gdig", "gdig-spam", "hedit", "synthetic", "synthetic-irony", "synthetic-fpb",
+           "demo-study", "label-noise"}
 
 
 def test_every_study_ships_as_a_recipe_with_a_description():
@@ -21,7 +22,7 @@ def test_every_study_ships_as_a_recipe_with_a_description():
         recipe = load_recipe(name)
         assert recipe.name == name and recipe.description.strip(), name
         assert load_recipe(path).model_dump() == recipe.model_dump()
-    synthetic = {"synthetic", "synthetic-irony"}
+    synthetic = {"synthetic", "synthetic-irony", "synthetic-fpb"}
     assert all(isinstance(load_recipe(n), SyntheticRecipe) for n in synthetic)
     assert all(isinstance(load_recipe(n), Recipe) for n in STUDIES - synthetic)
 
