@@ -175,14 +175,14 @@ def test_study_and_demo_dry_runs_count_every_training_evaluation_and_step_call(t
 
 @pytest.mark.slow
 def test_study_dry_run_plans_influence_selection_once_for_the_variants_that_share_it(tmp_path, models_dir):
-    """gdig-spam: two influence_select variants share one warm-up and one influence run (as the real run
+    """gdig-spam: four influence_select variants share one warm-up and one influence run (as the real run
     does), planned as gradient passes: K-FAC factors over the candidates, the candidates, the seed set."""
     sets = ["--set", "data.source.params.n_train=16", "--set", "data.source.params.n_test=10",
             "--set", "data.source.params.n_seed=4", "--set", "seeds=[0]", "--set", "train.max_steps=2"]
     plan, whole = _plan("experiment", "run", "gdig-spam", "-w", tmp_path / "ws", "-o", tmp_path / "dry", *sets)
     assert plan[("transformers:smollm2", "gradients")]["calls"] == 16 + 16 + 4
-    # 6 variants x 1 seed x 2 steps + one warm-up of one epoch over 16 rows in batches of 4
-    assert plan[("transformers:smollm2", "train")]["calls"] == 6 * 2 + 4
+    # 8 variants x 1 seed x 2 steps + one warm-up of one epoch over 16 rows in batches of 4
+    assert plan[("transformers:smollm2", "train")]["calls"] == 8 * 2 + 4
     assert not any("not planned" in note for note in whole["notes"])
     assert not (tmp_path / "dry").exists()
 

@@ -68,3 +68,5 @@ def test_score_influence_then_select(shared_data, tmp_path, models_dir):
     n_selected = sum(d["action"] == "keep" for d in decisions)
     assert n_selected == min(2, sum(r["influence_mean"] > 0 for r in table))
     assert len(open(out / "select" / "selected.jsonl").readlines()) == n_selected
+    per_label = runner.invoke(app, ["select", str(cands), "--scores", str(out), "--per-label", "-o", str(tmp_path / "pl")])
+    assert per_label.exit_code == 2 and "6 distinct responses among 6 candidates" in per_label.output  # translations

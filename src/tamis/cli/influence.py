@@ -90,6 +90,7 @@ def select_command(
     budget: Optional[int] = opt(SelectionConfig, "budget"),
     clusters: int = opt(SelectionConfig, "clusters"),
     seed: int = opt(SelectionConfig, "seed"),
+    per_label: bool = opt(SelectionConfig, "per_label"),
     push_to_hub: Optional[str] = PushOpt,
     overwrite: bool = OverwriteOpt,
     workspace: Optional[str] = WorkspaceOpt,
@@ -98,7 +99,8 @@ def select_command(
     from tamis.pipeline.select import SelectJob, run_select
 
     workspace_from(workspace)  # accepted like every command's; selection calls no model
-    config = SelectionConfig(rule=rule, top_k=top_k, budget=budget, clusters=clusters, seed=seed)
+    config = SelectionConfig(rule=rule, top_k=top_k, budget=budget, clusters=clusters, seed=seed,
+                             per_label=per_label)
     job = SelectJob(candidates=str(candidates), scores=str(scores), out=str(output or scores / "select"),
                     format=format, output_format=output_format, selection=config)
     result = run_select(job, overwrite=overwrite)

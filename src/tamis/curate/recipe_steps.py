@@ -125,7 +125,8 @@ def influence_select_step(examples: list[Example], params: dict[str, Any], ctx: 
     features = np.load(result / "features.npy")
     ids = json.loads((result / "ids.json").read_text())
     sel = SelectionConfig(**{k: v for k, v in params.items() if k in selection_keys}, seed=ctx.seed)
-    return select(ids, np.load(result / "influence_batches.npy"), features, sel)
+    response = {ex.id: (ex.response or "").strip() for ex in examples}
+    return select(ids, np.load(result / "influence_batches.npy"), features, sel, labels=[response[i] for i in ids])
 
 
 def _shared_influence(examples: list[Example], seed_path: Path, options: dict[str, Any], ctx: StepContext) -> Path:

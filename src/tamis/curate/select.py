@@ -8,6 +8,14 @@ Quality rules (on per-seed-batch influence, positive = helpful):
 Diversity: K-means (Euclidean, scikit-learn) on the L2-normalised projected gradients of the kept
 candidates; then round-robin over clusters, best mean influence first within a cluster, until the
 budget is reached (G-DIG resamples evenly across clusters). No budget: every kept candidate is selected.
+
+Per label (``per_label``, for classification as generation): the influence of a candidate is compared with
+the median of the candidates that give the same response (its label) on each seed batch, and the budget is
+split over the labels in proportion to their candidates (largest remainder), with clusters and round-robin
+inside each label. A model that favours one label gives every candidate of that label a positive offset
+(measured on the gdig-spam study: every "no" row helped the seed set on average, every "yes" row hurt it,
+so the plain rule kept one label); comparing within a label removes the offset, as confident learning's
+per-label thresholds do.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ class SelectionConfig:
     budget: int | None = setting(None, "How many to select in the end [default: all that pass].", range=(0, None))
     clusters: int = setting(8, "K-means clusters for diversity.", range=(1, None))
     seed: int = setting(0, "K-means random seed.")
+    per_label: bool = setting(False, "Apply the rule and split the budget within each label (the candidates' "
+                              "response), influence relative to the label's median: for classification data, "
+                              "where a model's label bias shifts every candidate of a label the same way.")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -77,34 +88,87 @@ def round_robin(labels: np.ndarray, priority: np.ndarray, budget: int) -> list[i
     return picked
 
 
+def centre_by_label(batch_scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """Each candidate's per-seed-batch influence minus the median over the candidates with its label."""
+    labels = np.asarray(labels, dtype=object)
+    out = np.empty_like(batch_scores, dtype=np.float64)
+    for lab in dict.fromkeys(labels.tolist()):
+        rows = labels == lab
+        out[rows] = batch_scores[rows] - np.median(batch_scores[rows], axis=0, keepdims=True)
+    return out
+
+
+def split_budget(budget: int, sizes: dict[str, int], room: dict[str, int]) -> dict[str, int]:
+    """``budget`` over groups in proportion to ``sizes`` (largest remainder), none above its ``room``;
+    what a full group cannot take goes to the others."""
+    total = sum(sizes.values())
+    exact = {g: budget * n / total if total else 0.0 for g, n in sizes.items()}
+    share = {g: min(int(v), room[g]) for g, v in exact.items()}
+    for g in sorted(exact, key=lambda g: (-(exact[g] - int(exact[g])), g)):  # largest remainder first
+        if sum(share.values()) >= budget:
+            break
+        if share[g] < room[g]:
+            share[g] += 1
+    while sum(share.values()) < budget and any(share[g] < room[g] for g in share):
+        for g in sorted(share, key=lambda g: (-(room[g] - share[g]), g)):
+            if share[g] < room[g] and sum(share.values()) < budget:
+                share[g] += 1
+    return share
+
+
 def select(ids: Sequence[str], batch_scores: np.ndarray, features: np.ndarray, config: SelectionConfig,
-           baseline: np.ndarray | None = None) -> list[Decision]:
-    """One decision per candidate ("keep" or "drop"), with influence scores, cluster and reason."""
+           baseline: np.ndarray | None = None, labels: Sequence[str] | None = None) -> list[Decision]:
+    """One decision per candidate ("keep" or "drop"), with influence scores, cluster and reason.
+    ``labels`` (each candidate's response) is needed with ``config.per_label``."""
     n_batches = batch_scores.shape[1]
+    raw_mean, raw_min = batch_scores.mean(axis=1), batch_scores.min(axis=1)
+    if config.per_label:
+        if labels is None or len(labels) != len(ids):
+            raise ConfigError("per_label selection needs each candidate's label (its response)")
+        groups = [str(x) for x in labels]
+        if len(set(groups)) > max(1, len(groups) // 2):
+            raise ConfigError(f"per_label selection is for classification data: {len(set(groups))} distinct "
+                              f"responses among {len(groups)} candidates leave no label to compare within")
+        batch_scores = centre_by_label(batch_scores, groups)
+    else:
+        groups = [""] * len(ids)
     mean = batch_scores.mean(axis=1)
     n_pos = (batch_scores > 0).sum(axis=1)
     keep = quality_mask(batch_scores, config.rule, config.top_k, ids)
-    kept = np.flatnonzero(keep)
-    labels = np.full(len(ids), -1)
-    if len(kept):
-        labels[kept] = cluster(features[kept], config.clusters, config.seed)
-    budget = len(kept) if config.budget is None else min(config.budget, len(kept))
-    chosen = set(kept[round_robin(labels[kept], mean[kept], budget)].tolist()) if len(kept) else set()
-    sizes = {int(c): int((labels == c).sum()) for c in np.unique(labels[kept])} if len(kept) else {}
-    taken = {c: sum(1 for i in chosen if labels[i] == c) for c in sizes}
+    names = list(dict.fromkeys(groups))
+    in_group = {g: np.flatnonzero(np.asarray(groups, dtype=object) == g) for g in names}
+    kept_in = {g: idx[keep[idx]] for g, idx in in_group.items()}
+    n_kept = int(keep.sum())
+    budget = n_kept if config.budget is None else min(config.budget, n_kept)
+    shares = split_budget(budget, {g: len(in_group[g]) for g in names}, {g: len(kept_in[g]) for g in names})
+    clusters = np.full(len(ids), -1)
+    chosen: set[int] = set()
+    for g in names:
+        kept = kept_in[g]
+        if len(kept):
+            clusters[kept] = cluster(features[kept], config.clusters, config.seed)
+            chosen |= set(kept[round_robin(clusters[kept], mean[kept], shares[g])].tolist())
+    size = {(g, int(c)): int((clusters[kept_in[g]] == c).sum()) for g in names for c in np.unique(clusters[kept_in[g]])}
+    taken = {key: sum(1 for i in chosen if (groups[i], int(clusters[i])) == key) for key in size}
     decisions = []
     for i, ex_id in enumerate(ids):
-        scores = {"influence_mean": float(mean[i]), "influence_min": float(batch_scores[i].min()),
-                  "influence_n_positive": int(n_pos[i]), "n_seed_batches": n_batches, "cluster": int(labels[i])}
+        scores = {"influence_mean": float(raw_mean[i]), "influence_min": float(raw_min[i]),
+                  "influence_n_positive": int(n_pos[i]), "n_seed_batches": n_batches, "cluster": int(clusters[i])}
+        if config.per_label:
+            scores["influence_vs_label_median"] = float(mean[i])
         if baseline is not None:
             scores["tracin_mean"] = float(baseline[i].mean())
+        where = f"label {groups[i]!r}, " if config.per_label else ""
+        key = (groups[i], int(clusters[i]))
         if i in chosen:
             action, reason = "keep", (f"helps the seed set ({_rule_text(config, n_pos[i], n_batches, mean[i])}); "
-                                        f"sampled from cluster {labels[i]} ({taken[int(labels[i])]} of {sizes[int(labels[i])]})")
+                                        f"sampled from {where}cluster {clusters[i]} ({taken[key]} of {size[key]})")
         elif keep[i]:
-            action, reason = "drop", (f"passes the quality rule but not sampled: budget {budget} spread over "
-                                        f"{len(sizes)} clusters, cluster {labels[i]} gave {taken[int(labels[i])]} of "
-                                        f"{sizes[int(labels[i])]} (higher-influence members first)")
+            n_clusters = sum(1 for g, _ in size if g == groups[i])
+            spread = f"{shares[groups[i]]} of budget {budget} for label {groups[i]!r}" if config.per_label else f"budget {budget}"
+            action, reason = "drop", (f"passes the quality rule but not sampled: {spread} spread over "
+                                        f"{n_clusters} clusters, cluster {clusters[i]} gave {taken[key]} of "
+                                        f"{size[key]} (higher-influence members first)")
         else:
             action, reason = "drop", f"fails the quality rule '{config.rule}': {_rule_text(config, n_pos[i], n_batches, mean[i])}"
         decisions.append(Decision(id=ex_id, action=action, reason=reason, scores=scores, step=STEP))  # type: ignore[arg-type]
@@ -113,7 +177,7 @@ def select(ids: Sequence[str], batch_scores: np.ndarray, features: np.ndarray, c
 
 def _rule_text(config: SelectionConfig, n_pos: int, n_batches: int, mean: float) -> str:
     if config.rule == "all":
-        return f"positive influence on {n_pos}/{n_batches} seed batches"
-    if config.rule == "mean":
-        return f"mean influence {mean:.4g}"
-    return f"mean influence {mean:.4g} (top {config.top_k} kept)"
+        what = "higher than its label's median" if config.per_label else "positive influence"
+        return f"{what} on {n_pos}/{n_batches} seed batches"
+    text = f"mean influence {mean:.4g}" + (" relative to its label's median" if config.per_label else "")
+    return text if config.rule == "mean" else f"{text} (top {config.top_k} kept)"

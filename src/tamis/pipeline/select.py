@@ -50,8 +50,9 @@ def run_select(job: SelectJob, *, overwrite: bool = False) -> CurationResult:
         if missing:
             raise DataError(f"{len(missing)} scored ids are not in {job.candidates} (first: {missing[0]}); "
                             "same file and format?")
+        response = {ex.id: (ex.response or "").strip() for ex in read.examples}
         decisions = select(ids, np.load(scores / "influence_batches.npy"), np.load(scores / "features.npy"),
-                           job.selection)
+                           job.selection, labels=[response[i] for i in ids])
         scored = set(ids)
         decisions += [Decision(ex.id, "review", "no influence score (not in the scored run)", step=STEP)
                       for ex in read.examples if ex.id not in scored]
