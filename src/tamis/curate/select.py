@@ -15,7 +15,8 @@ split over the labels in proportion to their candidates (largest remainder), wit
 inside each label. A model that favours one label gives every candidate of that label a positive offset
 (measured on the gdig-spam study: every "no" row helped the seed set on average, every "yes" row hurt it,
 so the plain rule kept one label); comparing within a label removes the offset, as confident learning's
-per-label thresholds do.
+per-label thresholds do. It does not make the scores better detectors: on a second draw of that study the
+influence ranked wrong labels as more helpful, and per-label selection lost to raw (docs/RESULTS.md).
 """
 
 from __future__ import annotations
