@@ -20,12 +20,13 @@ One contract for every model-calling command (``--dry-run``):
 
 A dry run writes nothing into the output folder (no run folder, no settings.json). Modules: `tokens`
 (counting), `recording` (the recording models, SFT arithmetic), `throughput` (measurements),
-`plans` (the plan, its table and calibration, each command's plan).
+`plans` (the plan, its calibration, each command's plan), `table` (showing a plan).
 """
 
 from tamis.plan.plans import (Operation, Plan, calibrate, plan_classifier, plan_confidence, plan_correct, plan_embed,
                               plan_eval, plan_generation, plan_influence, plan_lds, plan_profile, plan_sft,
-                              plan_synthetic, show)
+                              plan_synthetic)
+from tamis.plan.table import show
 from tamis.plan.recording import RecordingEmbedder, RecordingLLM, sft_row_tokens, sft_steps, sft_tokens
 from tamis.plan.throughput import (Meter, count_choices, count_embed, count_generate, count_score, read_throughput,
                                    record_throughput, timed)
