@@ -3,9 +3,10 @@
 The label-noise study's scoring: Financial PhraseBank sentences (all annotators agreed) from
 ../shared/data, "positive, neutral or negative?", each option's log-probability as the assistant's
 answer. Same model (bundled SmolLM2-135M-Instruct, fp32 on CPU), uncached, in one process: the
-transformers backend with rows sharing a prompt packed (models/hf_prefix.py, the default) and with
-``pack_prompts=false`` (one forward pass per option, the baseline). Prints both times, the ratio,
-the largest difference of any option's log-probability and whether every prediction agrees.
+transformers backend with rows sharing a prompt packed after the prefix every prompt shares, run
+once (models/hf_prefix.py, the default); packed without that shared prefix (``share_prefix=false``);
+and ``pack_prompts=false`` (one forward pass per option, the baseline). Prints the times, the
+ratios, the largest difference of any option's log-probability and whether every prediction agrees.
 
     python bench/bench_options.py [--n 300] [--threads 2]
 """
@@ -44,7 +45,9 @@ def main() -> None:
     sep = "&" if "?" in args.model else "?"
     workspace = Workspace()
     timings, scores = {}, {}
-    for name, spec in (("packed", args.model), ("row per option", f"{args.model}{sep}pack_prompts=false")):
+    configs = (("packed, shared prefix", args.model), ("packed", f"{args.model}{sep}share_prefix=false"),
+               ("row per option", f"{args.model}{sep}pack_prompts=false"))
+    for name, spec in configs:
         llm = load_llm(spec, workspace, cache=False)
         option_logprobs(llm, prompts[:2], options[:2])  # warm-up
         t0 = time.perf_counter()
@@ -53,12 +56,14 @@ def main() -> None:
     print(f"data: {DATA.name}, {len(prompts)} sentences x {len(OPTIONS)} options; model {llm.identity}, "
           f"threads {torch.get_num_threads()}")
     for name, seconds in timings.items():
-        print(f"{name:>15}: {seconds:7.2f} s  {len(prompts) / seconds:6.1f} items/s")
-    worst = max(abs(a[o] - b[o]) for a, b in zip(scores["packed"], scores["row per option"]) for o in OPTIONS)
-    agree = sum(predict(a) == predict(b) for a, b in zip(scores["packed"], scores["row per option"]))
-    print(f"speed-up packed / row per option: {timings['row per option'] / timings['packed']:.2f}x; "
-          f"largest |difference| of an option's log-probability {worst:.2e}; predictions agree on "
-          f"{agree}/{len(prompts)}")
+        print(f"{name:>22}: {seconds:7.2f} s  {len(prompts) / seconds:6.1f} items/s")
+    baseline = scores["row per option"]
+    for name, _ in configs[:2]:
+        worst = max(abs(a[o] - b[o]) for a, b in zip(scores[name], baseline) for o in OPTIONS)
+        agree = sum(predict(a) == predict(b) for a, b in zip(scores[name], baseline))
+        print(f"speed-up {name} / row per option: {timings['row per option'] / timings[name]:.2f}x; largest "
+              f"|difference| of an option's log-probability {worst:.2e}; predictions agree on {agree}/{len(prompts)}")
+    print(f"shared prefix / packed alone: {timings['packed'] / timings['packed, shared prefix']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
 """Training and evaluation throughput on the bundled model, each against its baseline in one process.
 
 1. LoRA SFT vs full fine-tuning: training tokens/s on the same examples and steps (TRL SFTTrainer).
-2. Evaluation generation: batched greedy generation vs one prompt at a time, same prompts.
+2. LoRA SFT on a study's classification task (64 SMS messages, "spam? yes or no", a completion-only
+   loss, the gdig-spam/demo training settings): TRL's fused LM head at the labelled positions only
+   (tamis.train.sft.labelled_positions_only, the default) vs at every position (TRL on a CPU), same
+   seed; the final training losses are printed beside the times.
+3. Evaluation generation: batched greedy generation vs one prompt at a time, same prompts.
 
-    python bench/bench_training.py [--n 32] [--steps 8] [--eval-n 24] [--threads 2]
+    python bench/bench_training.py [--n 32] [--steps 8] [--head-steps 32] [--eval-n 24] [--threads 2]
+        [--parts sft,head,generation]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -17,8 +23,10 @@ import torch
 
 from tamis.io import read_dataset
 from tamis.models import GenerationParams, load_llm
+from tamis.pipeline.builders import NoisyLabelsParams, noisy_labels
 from tamis.pipeline.demo import demo_data_path
 from tamis.store import Workspace
+from tamis.train import sft
 from tamis.train.sft import SFTSettings, train_sft
 
 DOLLY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dolly_alpagasus_3k"
@@ -38,13 +46,25 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=24)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--head-steps", type=int, default=32)
+    ap.add_argument("--parts", default="sft,head,generation")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     if not torch.cuda.is_available():
         torch.set_num_threads(args.threads)
     ws = Workspace()
     data = examples(args.n)
 
     llm = load_llm("transformers:smollm2", ws, cache=False)
+    if "sft" in parts:
+        sft_throughput(llm, data, ws, args)
+    if "head" in parts:
+        labelled_head(ws, args.head_steps)
+    if "generation" in parts:
+        generation(llm, args)
+
+
+def sft_throughput(llm, data, ws: Workspace, args: argparse.Namespace) -> None:
     texts = [llm.apply_chat_template([m.to_dict() for m in ex.messages], add_generation_prompt=False) for ex in data]
     lengths = [min(len(llm.tokenizer(t, add_special_tokens=False)["input_ids"]), args.max_length) for t in texts]
     seen = args.steps * args.batch_size  # examples the optimiser sees (cycling through the data)
@@ -65,6 +85,32 @@ def main() -> None:
               f"{seen / runtime:5.2f} examples/s  (wall incl. load/save {seconds:.1f}s)")
     print(f"LoRA / full throughput: {rates['LoRA r=8'] / rates['full']:.2f}x")
 
+
+def labelled_head(ws: Workspace, steps: int) -> None:
+    params = NoisyLabelsParams(path=str(Path(sft.__file__).parents[1] / "data" / "demo_sms_spam.jsonl"), n_train=64,
+                               n_test=10, noise=0.3, max_chars=160, answers={"spam": "yes", "ham": "no"},
+                               system="You detect spam.", instruction="Is this SMS message spam? Answer yes or no.\n\n",
+                               seed=0)
+    data = noisy_labels(params, Path)["train"]
+    print(f"== LoRA SFT, {len(data)} SMS rows, {steps} steps, batch 4, max_length 96, completion-only loss")
+    runs = {}
+    for name, head in (("labelled positions", sft.labelled_positions_only), ("every position", contextlib.nullcontext)):
+        original, sft.labelled_positions_only = sft.labelled_positions_only, head
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = SFTSettings(max_steps=steps, batch_size=4, learning_rate=0.001, max_length=96,
+                                       eval_fraction=0.0, save_steps=10_000)
+                result = train_sft(data, settings, tmp, ws)
+        finally:
+            sft.labelled_positions_only = original
+        runs[name] = result.metrics
+        print(f"{name:<19} train_runtime {result.metrics['train_runtime']:7.1f}s  "
+              f"train_loss {result.metrics['train_loss']:.6f}")
+    ratio = runs["every position"]["train_runtime"] / runs["labelled positions"]["train_runtime"]
+    print(f"labelled positions only / every position: {ratio:.2f}x faster")
+
+
+def generation(llm, args: argparse.Namespace) -> None:
     print(f"== eval generation: {args.eval_n} prompts, greedy, {args.max_tokens} new tokens")
     prompts = [ex.prompt_messages for ex in examples(args.eval_n)]
     params = GenerationParams(max_tokens=args.max_tokens)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tamis.models.hf_prefix import pack, packed_mask, shared_prompts
+from tamis.models.hf_prefix import MIN_SHARED_PREFIX, common_prefix_length, pack, packed_mask, shared_prompts
 
 
 def test_pack_restarts_positions_after_the_prompt_and_reads_the_right_logits():
@@ -31,3 +31,11 @@ def test_rows_are_grouped_by_identical_prompt_ids():
     groups, singles = shared_prompts([[1, 2], [1, 2], [3], [1, 2], [4]], todo=[0, 1, 2, 3])
     assert groups == [[0, 1, 3]]
     assert singles == [2]
+
+
+def test_common_prefix_leaves_each_row_its_last_prompt_token_and_ignores_short_ones():
+    head = list(range(100, 100 + MIN_SHARED_PREFIX + 2))
+    assert common_prefix_length([head + [1, 2], head + [3], head + [1, 2, 4]]) == len(head)
+    assert common_prefix_length([head, head + [5]]) == len(head) - 1  # the shorter one keeps its last token
+    assert common_prefix_length([head[:MIN_SHARED_PREFIX - 1] + [1], head[:MIN_SHARED_PREFIX - 1] + [2]]) == 0
+    assert common_prefix_length([head + [1]]) == 0  # one row: nothing to share

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from tamis.models import GenerationParams, ModelSpec, load_llm
+from tamis.models.hf_prefix import common_prefix_length
 
 pytestmark = pytest.mark.slow
 Q = [{"role": "user", "content": "What is the capital of France?"}]
@@ -50,6 +51,24 @@ def test_options_sharing_a_prompt_score_as_if_alone(smollm2, workspace):
         assert got.tokens == want.tokens
         assert got.logprobs == pytest.approx(want.logprobs, abs=1e-4)
     assert packed[0].total != pytest.approx(packed[1].total, abs=1e-3)  # the options really differ
+
+
+def test_rows_continuing_one_shared_prefix_score_as_if_alone(smollm2, workspace):
+    """A call whose prompts all start with the same system prompt and instruction runs that prefix once
+    (hf_prefix.encode_prefix) and continues every packed row from its keys and values: each row must get
+    the log-probabilities it gets alone, unpacked."""
+    messages = ["WIN a free cruise, text NOW to 80082", "are we still on for lunch tomorrow?", "ok"]
+    prompts = [[{"role": "system", "content": "You detect spam."},
+                {"role": "user", "content": f"Is this SMS message spam? Answer yes or no.\n\n{m}"}] for m in messages]
+    rows = [(p, o) for p in prompts for o in ("yes", "no")] + [(prompts[1], "maybe")]
+    assert common_prefix_length([smollm2.scoring_ids(p, r)[0] for p, r in rows]) > 20  # the path under test
+    shared = smollm2.logprobs([p for p, _ in rows], [r for _, r in rows])
+    unpacked = load_llm("transformers:smollm2?pack_prompts=false", workspace, cache=False)
+    for (prompt, response), got in zip(rows, shared):
+        [want] = unpacked.logprobs([prompt], [response])
+        assert got.tokens == want.tokens
+        assert got.logprobs == pytest.approx(want.logprobs, abs=1e-4)
+    assert shared[0].total != pytest.approx(shared[2].total, abs=1e-3)  # the messages really matter
 
 
 def test_unconditional_logprobs_for_ifd(smollm2):

@@ -26,7 +26,7 @@ from tamis.models.base import (
 )
 from tamis.models.bundled import file_digest, is_smollm2, smollm2_gguf_path
 from tamis.models.derived import CONVERSION_VERSION, converted_smollm2_dir, model_path
-from tamis.models.hf_prefix import can_pack, pack, packed_hidden, shared_prompts
+from tamis.models.hf_prefix import can_pack, common_prefix_length, encode_prefix, pack, packed_hidden, shared_prompts
 
 __all__ = ["CONVERSION_VERSION", "TransformersLLM", "adapter_base_spec", "best_device", "converted_smollm2_dir",
            "is_adapter_dir"]
@@ -77,7 +77,8 @@ class TransformersLLM(LLM):
     """A causal LM via transformers. Options: dtype, batch_size, max_batch_tokens, sample_rows, device,
     revision, layers (keep the first N decoder layers), adapter (a PEFT adapter folder, merged at load;
     a spec naming an adapter folder directly loads it on its recorded base model), max_length (the
-    context scored at most; default the model's ``max_position_embeddings``)."""
+    context scored at most; default the model's ``max_position_embeddings``), pack_prompts and
+    share_prefix (scoring shortcuts with the same results, see hf_prefix; ``false`` turns one off)."""
 
     def __init__(self, spec: ModelSpec, workspace: Any = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -192,7 +193,13 @@ class TransformersLLM(LLM):
                 encoded[i] = (context[drop:], target)
                 notes[i] = (note, drop)
         todo = [i for i in range(len(encoded)) if results[i] is None]
-        groups, singles = shared_prompts([c for c, _ in encoded], todo) if self._packs() else ([], todo)
+        contexts = [c for c, _ in encoded]
+        packing = self._packs()
+        sharing = packing and self._enabled("share_prefix")
+        shared = common_prefix_length([contexts[i] for i in todo]) if sharing else 0
+        groups, singles = shared_prompts(contexts, todo) if packing else ([], todo)
+        if shared:  # every row continues the one shared prefix, so every row is packed
+            groups, singles = groups + [[i] for i in singles], []
         order = sorted(singles, key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
         pad = self.tokenizer.pad_token_id
         for batch in self._token_batches(order, [len(c) + len(r) for c, r in encoded]):
@@ -208,12 +215,13 @@ class TransformersLLM(LLM):
                 lo = len(encoded[i][0])
                 logits = self._logits(hidden, row, lo - 1, lo - 1 + len(encoded[i][1]))
                 results[i] = self._picked(i, encoded[i][1], logits, notes)
-        # rows sharing a prompt: one packed sequence per prompt (hf_prefix)
-        packs = [pack(encoded[g[0]][0], [encoded[i][1] for i in g]) for g in groups]
+        # rows sharing a prompt: one packed sequence per prompt, after the prefix all share (hf_prefix)
+        prefix = encode_prefix(self.model, contexts[todo[0]][:shared], self.device) if shared else None
+        packs = [pack(contexts[g[0]][shared:], [encoded[i][1] for i in g]) for g in groups]
         sizes = [len(p.ids) for p in packs]
         head = self.model.get_output_embeddings()
         for batch in self._token_batches(sorted(range(len(groups)), key=lambda g: -sizes[g]), sizes):
-            hidden = packed_hidden(self.model, [packs[g] for g in batch], pad, self.device, self.dtype)
+            hidden = packed_hidden(self.model, [packs[g] for g in batch], pad, self.device, self.dtype, prefix)
             for row, g in enumerate(batch):
                 for i, reads in zip(groups[g], packs[g].reads):
                     results[i] = self._picked(i, encoded[i][1], head(hidden[row, reads]), notes)
@@ -231,8 +239,10 @@ class TransformersLLM(LLM):
     def _packs(self) -> bool:
         """Whether rows that share a prompt are scored in one packed pass (hf_prefix); ``pack_prompts=false``
         turns it off."""
-        return (str(self.spec.options.get("pack_prompts", "true")).lower() not in ("0", "false", "no")
-                and self._split_head() and can_pack(self.model))
+        return self._enabled("pack_prompts") and self._split_head() and can_pack(self.model)
+
+    def _enabled(self, option: str) -> bool:
+        return str(self.spec.options.get(option, "true")).lower() not in ("0", "false", "no")
 
     def _token_batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
         """Consecutive (length-sorted) batches of at most ``batch_size`` sequences and

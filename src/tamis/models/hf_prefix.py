@@ -9,18 +9,26 @@ response only, so every response is scored exactly as if it followed the prompt 
 it to the row-by-row result), and the prompt is computed once. Two options cost about half, three a
 third (bench/bench_likelihood.py).
 
+Prompts of one call usually also start alike (a study's system prompt and instruction, about a third
+of each prompt's tokens): that common prefix runs once per call and its keys and values are
+reused by every packed row of every batch (``common_prefix_length``, ``encode_prefix``), again
+scoring each row as it would be scored alone.
+
 Packing needs a model that takes position ids and a custom mask (the Llama/Qwen/Mistral families
 with SDPA or eager attention, no sliding window); others keep the row-by-row path.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
 
 PACKABLE_ATTENTION = ("sdpa", "eager")
+# tokens: under this, copying the prefix's keys and values into each batch saves too little
+MIN_SHARED_PREFIX = 8
 
 
 def can_pack(model: Any) -> bool:
@@ -39,6 +47,32 @@ def shared_prompts(contexts: Sequence[Sequence[int]], todo: Sequence[int]) -> tu
     groups = [rows for rows in by_context.values() if len(rows) > 1]
     singles = [rows[0] for rows in by_context.values() if len(rows) == 1]
     return groups, singles
+
+
+def common_prefix_length(contexts: Sequence[Sequence[int]]) -> int:
+    """Tokens every context starts with, kept one short of the shortest context (a row's last prompt
+    position predicts its first target token, so it must be the row's own); 0 for a single row or a
+    prefix under ``MIN_SHARED_PREFIX``."""
+    if len(contexts) < 2:
+        return 0
+    first, n = contexts[0], min(len(c) for c in contexts) - 1
+    for context in contexts[1:]:
+        k = 0
+        while k < n and context[k] == first[k]:
+            k += 1
+        n = k
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
+class Prefix(NamedTuple):
+    length: int
+    cache: Any  # the prefix's keys and values (a transformers Cache), batch of one
+
+
+def encode_prefix(model: Any, ids: Sequence[int], device: torch.device) -> Prefix:
+    """Run the shared prefix once; every packed batch then continues from its keys and values."""
+    out = model.base_model(input_ids=torch.tensor([list(ids)], device=device), use_cache=True)
+    return Prefix(len(ids), out.past_key_values)
 
 
 class Packed(NamedTuple):
@@ -78,8 +112,9 @@ def packed_mask(context_len: int, target_lens: Sequence[int], width: int) -> tor
 
 
 def packed_hidden(model: Any, packs: Sequence[Packed], pad_id: int, device: torch.device,
-                  dtype: torch.dtype) -> torch.Tensor:
-    """Last hidden states [batch, width, d] of packed sequences, right-padded to one width."""
+                  dtype: torch.dtype, prefix: Prefix | None = None) -> torch.Tensor:
+    """Last hidden states [batch, width, d] of packed sequences, right-padded to one width; with a
+    ``prefix``, the packs continue it (positions after it, every token may attend to all of it)."""
     width = max(len(p.ids) for p in packs)
     ids = torch.full((len(packs), width), pad_id, dtype=torch.long)
     positions = torch.zeros((len(packs), width), dtype=torch.long)
@@ -87,7 +122,14 @@ def packed_hidden(model: Any, packs: Sequence[Packed], pad_id: int, device: torc
         ids[row, :len(p.ids)] = torch.tensor(p.ids)
         positions[row, :len(p.positions)] = torch.tensor(p.positions)
     mask = torch.stack([packed_mask(p.context_len, p.target_lens, width) for p in packs])[:, None]
+    extra: dict[str, Any] = {}
+    if prefix is not None:
+        positions += prefix.length
+        mask = torch.cat([torch.ones(len(packs), 1, width, prefix.length, dtype=torch.bool), mask], dim=-1)
+        cache = copy.deepcopy(prefix.cache)  # the forward appends to it; the prefix's own stays as it is
+        cache.batch_repeat_interleave(len(packs))
+        extra = {"past_key_values": cache, "use_cache": True}
     if model.config._attn_implementation == "eager":  # eager adds the mask to the scores
         mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
     return model.base_model(input_ids=ids.to(device), position_ids=positions.to(device),
-                            attention_mask=mask.to(device)).last_hidden_state
+                            attention_mask=mask.to(device), **extra).last_hidden_state

@@ -9,10 +9,12 @@ The adapter (or full model) is saved with its training config and a fingerprint 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -190,13 +192,13 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
         trainer.remove_callback(PrinterCallback)
     resume = _latest_checkpoint(out_dir)
     with manifest.stage("train"):
-        with attention_kernels(trainer.args.device):
+        with attention_kernels(trainer.args.device), labelled_positions_only():
             result = trainer.train(resume_from_checkpoint=resume)
     if resume is None:  # a whole training: its speed is what a dry run estimates from
         _record_speed(examples, settings, workspace, tokenizer, result.global_step, manifest.data["timings_s"]["train"])
     metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
     if eval_data is not None:
-        with manifest.stage("evaluate"):
+        with manifest.stage("evaluate"), labelled_positions_only():
             metrics |= {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
 
     model_dir = out_dir / ("adapter" if settings.lora else "model")
@@ -212,6 +214,29 @@ def _train(examples: list[Example], settings: SFTSettings, out_dir: Path, worksp
     manifest.data["resumed_from"] = resume
     manifest.output("model", model_dir)
     return SFTResult(out_dir=out_dir, model_dir=model_dir, metrics=metrics, resumed_from=resume)
+
+
+@contextlib.contextmanager
+def labelled_positions_only() -> Iterator[None]:
+    """Let TRL's fused LM head project only the positions that carry a label, on every device.
+
+    TRL does so on Triton devices and scores every position elsewhere, to keep tile shapes fixed for
+    compilers (Neuron). Nothing is compiled on a CPU, and with a completion-only loss a few tokens
+    of each row carry a label, so the head's [positions x vocabulary] projection and its backward,
+    about a third of a LoRA step of the bundled model, shrink to those positions: the same loss and
+    gradients (tests/train/test_sft.py holds them equal) for less time (bench/bench_training.py).
+    The switch is TRL's module-level ``_use_triton``; without it, training runs as TRL does."""
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None:
+        yield
+        return
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
 
 
 def _record_speed(examples: list[Example], settings: SFTSettings, workspace: Workspace, tokenizer: Any, steps: int,
