@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,10 @@ from tamis.models.hf_prefix import can_pack, common_prefix_length, encode_prefix
 
 __all__ = ["CONVERSION_VERSION", "TransformersLLM", "adapter_base_spec", "best_device", "converted_smollm2_dir",
            "is_adapter_dir"]
+
+
+# positions whose logits one LM head call computes at most (fp32 x 49,152 vocabulary: ~200 MB)
+HEAD_POSITIONS = 1024
 
 
 def best_device() -> torch.device:
@@ -211,20 +216,19 @@ class TransformersLLM(LLM):
             # Right padding under causal attention: a real position only ever sees earlier, real
             # positions, so no padding mask is needed, and without one SDPA keeps its fast causal path.
             hidden = self._hidden_states(ids.to(self.device))
-            for row, i in enumerate(batch):
-                lo = len(encoded[i][0])
-                logits = self._logits(hidden, row, lo - 1, lo - 1 + len(encoded[i][1]))
+            reads = [(row, range(len(encoded[i][0]) - 1, len(seqs[row]) - 1)) for row, i in enumerate(batch)]
+            for i, logits in zip(batch, self._read_logits(hidden, reads)):
                 results[i] = self._picked(i, encoded[i][1], logits, notes)
         # rows sharing a prompt: one packed sequence per prompt, after the prefix all share (hf_prefix)
         prefix = encode_prefix(self.model, contexts[todo[0]][:shared], self.device) if shared else None
         packs = [pack(contexts[g[0]][shared:], [encoded[i][1] for i in g]) for g in groups]
         sizes = [len(p.ids) for p in packs]
-        head = self.model.get_output_embeddings()
         for batch in self._token_batches(sorted(range(len(groups)), key=lambda g: -sizes[g]), sizes):
             hidden = packed_hidden(self.model, [packs[g] for g in batch], pad, self.device, self.dtype, prefix)
-            for row, g in enumerate(batch):
-                for i, reads in zip(groups[g], packs[g].reads):
-                    results[i] = self._picked(i, encoded[i][1], head(hidden[row, reads]), notes)
+            rows = [i for g in batch for i in groups[g]]
+            reads = [(row, r) for row, g in enumerate(batch) for r in packs[g].reads]
+            for i, logits in zip(rows, self._read_logits(hidden, reads)):
+                results[i] = self._picked(i, encoded[i][1], logits, notes)
         return [r for r in results if r is not None]
 
     def _picked(self, i: int, target: list[int], step_logits: torch.Tensor,
@@ -269,10 +273,20 @@ class TransformersLLM(LLM):
             return self.model.base_model(input_ids=ids).last_hidden_state
         return self.model(input_ids=ids).logits
 
-    def _logits(self, hidden: torch.Tensor, row: int, lo: int, hi: int) -> torch.Tensor:
-        if self._split_head():
-            return self.model.get_output_embeddings()(hidden[row, lo:hi])
-        return hidden[row, lo:hi]
+    def _read_logits(self, hidden: torch.Tensor, reads: list[tuple[int, Sequence[int]]]) -> list[torch.Tensor]:
+        """The logits at each (row, positions) of a batch. With a split head, one head call for all of them:
+        called per row, the head reads its [vocabulary x d] weight once per row, which made it a quarter of
+        a scoring run (~600 short rows, bench/bench_options.py)."""
+        picked = [hidden[row, list(positions)] for row, positions in reads]
+        if not self._split_head():
+            return picked
+        head, out, chunk = self.model.get_output_embeddings(), [], []
+        for i, positions in enumerate(picked):  # in chunks of <= HEAD_POSITIONS: [positions x vocabulary] logits
+            chunk.append(positions)
+            if i + 1 == len(picked) or sum(len(c) for c in chunk) + len(picked[i + 1]) > HEAD_POSITIONS:
+                out.extend(head(torch.cat(chunk)).split([len(c) for c in chunk]))
+                chunk = []
+        return out
 
     # -- generation -----------------------------------------------------------------------------
     @torch.inference_mode()
