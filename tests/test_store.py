@@ -43,6 +43,21 @@ def test_failures_are_not_cached_and_done_chunks_are_kept(tmp_path):
     assert calls == [[3, 4]]  # only the missing ones were tried again
 
 
+def test_a_group_stays_in_one_chunk_where_its_longest_member_sorts(tmp_path):
+    cache = CallCache(tmp_path / "c.sqlite")
+    calls: list[list[str]] = []
+
+    def compute(chunk: list[str]) -> list[str]:
+        calls.append(chunk)
+        return [x.upper() for x in chunk]
+
+    items = ["a1", "bb1", "a22", "cccc1", "bb222"]  # group = the letters; longest first: c, b, a
+    out = cached_map(cache, items, key=str, compute=compute, size=len, chunk_size=2, description="t",
+                     group=lambda x: x.rstrip("0123456789"))
+    assert out == [x.upper() for x in items]
+    assert calls == [["cccc1", "bb222", "bb1"], ["a22", "a1"]]  # a chunk ends at a group's end
+
+
 def test_atomic_write_and_workspace_layout(tmp_path, monkeypatch):
     monkeypatch.delenv("TAMIS_MODELS", raising=False)
     ws = Workspace(tmp_path / "ws")

@@ -1,5 +1,6 @@
-"""Committed chunks are one backend batch: progress moves per batch, and a run killed with SIGKILL
-keeps every finished batch and, resumed, produces exactly the floats of an uninterrupted run."""
+"""Committed chunks are one backend batch (scoring: SCORE_BATCHES_PER_CALL of them, or ``commit_every``):
+progress moves per chunk, and a run killed with SIGKILL keeps every finished chunk and, resumed, produces
+exactly the floats of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from tamis.models import cached as cached_module
 from tamis.models.base import ModelSpec
-from tamis.models.cached import MIN_CHUNK, CachedLLM, commit_chunk_size
+from tamis.models.cached import MIN_CHUNK, SCORE_BATCHES_PER_CALL, CachedLLM, commit_chunk_size
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,8 @@ def test_chunk_is_one_backend_batch(smollm2):
     cache = CallCache(":memory:")
     assert CachedLLM(smollm2, cache).chunk_size == smollm2.batch_size == 8
     assert CachedLLM(smollm2, cache, chunk_size=3).chunk_size == 3  # commit_every= in the spec
+    assert CachedLLM(smollm2, cache).score_chunk_size == 8 * SCORE_BATCHES_PER_CALL  # a scoring call shares more
+    assert CachedLLM(smollm2, cache, chunk_size=3).score_chunk_size == 3
     http = OpenAILLM(ModelSpec.parse("openai:m?base_url=http://127.0.0.1:9/v1&concurrency=16"))
     assert commit_chunk_size(http) == 16
     one_at_a_time = type("OneAtATime", (), {"batch_hint": 1})()
@@ -54,7 +57,7 @@ def test_progress_advances_once_per_batch(smollm2, workspace, monkeypatch):
 
     monkeypatch.setattr(cached_module, "progress", recording)
     prompts, responses = rows()
-    CachedLLM(smollm2, workspace.cache).logprobs(prompts, responses)
+    CachedLLM(smollm2, workspace.cache, chunk_size=8).logprobs(prompts, responses)
     assert advances == [8, 8, 4]
 
 
@@ -66,7 +69,7 @@ from tamis.models import load_llm
 from tamis.store import Workspace
 
 ws = Workspace(sys.argv[1])
-llm = load_llm("transformers:smollm2", ws)
+llm = load_llm("transformers:smollm2?commit_every=8", ws)
 out = llm.logprobs(*rows())
 print(json.dumps({{"hits": ws.cache.hits, "logprobs": [list(r.logprobs) for r in out]}}))
 """

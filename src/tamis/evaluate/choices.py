@@ -3,8 +3,9 @@
 For a test item with label options (``spam``/``ham``; ``positive``/``neutral``/``negative``) the
 model's prediction is the option it finds most likely as the next assistant turn (the summed
 log-probability of the option's tokens and the end-of-turn token, lm-evaluation-harness's ``acc``).
-Nothing is sampled, every forward pass is cached, and a test set of hundreds of items costs one
-forward pass per (item, option): cheap enough for paired comparisons on a CPU.
+Nothing is sampled, every forward pass is cached, and on the transformers backend a test set of
+hundreds of items costs one packed pass per item after the prefix all items share, run once
+(models/hf_prefix.py): cheap enough for paired comparisons on a CPU.
 """
 
 from __future__ import annotations

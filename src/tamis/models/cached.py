@@ -6,8 +6,12 @@ order, so the rest is recomputed in identical batches and the output matches an 
 
 Chunks hold ``max(MIN_CHUNK, backend batch)`` items by default (``commit_every=N`` in the spec
 overrides): one backend batch per chunk, so the progress bar moves once per batch and a killed run
-loses at most one batch of work. The guarantee above holds for any chunk size, because chunks are
-cut from the same sorted list of missing items whether or not a run was interrupted.
+loses at most one batch of work. Scoring commits ``SCORE_BATCHES_PER_CALL`` batches per chunk and keeps
+the rows of one prompt in one chunk: the transformers backend runs the prefix a call's prompts share
+once and packs the options of a prompt into one sequence, which one-batch chunks cut in pieces (a
+study's 300-item evaluation took 60-69 s that way, 26 s in one call). The guarantee above holds for any
+chunk size, because chunks are cut the same way from the same sorted list of missing items whether or
+not a run was interrupted.
 
 Backends whose items are independent requests (the HTTP backend) report what finished in a failed
 chunk (``partial_results`` on the exception, {position in the chunk: result}); those results are
@@ -17,7 +21,8 @@ committed before the error goes on, so a server lost mid-chunk costs no finished
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -30,6 +35,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MIN_CHUNK = 4  # one-at-a-time backends still commit a few items per transaction
+# scoring commits this many backend batches per call: a call shares its prompts' prefix and packs the rows
+# of one prompt together (models/hf_prefix.py), which one batch per call left to chance
+SCORE_BATCHES_PER_CALL = 8
 
 
 def commit_chunk_size(inner: LLM | Embedder, requested: int | None = None) -> int:
@@ -49,19 +57,29 @@ def cached_map(
     chunk_size: int,
     description: str,
     meter: Any = None,
+    group: Callable[[T], Hashable] | None = None,
 ) -> list[Any]:
     """Map ``compute`` over items through the cache; returns JSON values in input order.
 
-    ``meter`` (a ``tamis.plan.Meter``) times the chunks really computed and records the throughput."""
+    Missing items are computed longest first, in chunks of ``chunk_size`` (each committed); items with
+    the same ``group`` key stay next to each other in one chunk. ``meter`` (a ``tamis.plan.Meter``) times
+    the chunks really computed and records the throughput."""
     from tamis.plan import timed
 
     compute = timed(meter, compute)
     keys = [key(item) for item in items]
     found = cache.get_many(keys)
     missing = sorted({k: i for i, k in enumerate(keys) if k not in found}.values(), key=lambda i: -size(items[i]))
+    groups = [list(g) for g in _grouped(missing, [group(items[i]) for i in missing])] if group else \
+        [[i] for i in missing]
+    chunks: list[list[int]] = []
+    for members in groups:
+        if chunks and len(chunks[-1]) < chunk_size:
+            chunks[-1].extend(members)
+        else:
+            chunks.append(list(members))
     with progress(description, len(missing)) as advance:
-        for start in range(0, len(missing), chunk_size):
-            chunk = missing[start : start + chunk_size]
+        for chunk in chunks:
             try:
                 values = compute([items[i] for i in chunk])
             except Exception as err:
@@ -76,6 +94,14 @@ def cached_map(
     if meter is not None:
         meter.save()
     return [found[k] for k in keys]
+
+
+def _grouped(order: list[int], labels: list[Hashable]) -> list[list[int]]:
+    """``order`` regrouped: each group where its first (longest) member was, its members after it."""
+    by_label: dict[Hashable, list[int]] = {}
+    for i, label in zip(order, labels):
+        by_label.setdefault(label, []).append(i)
+    return list(by_label.values())
 
 
 def meter(cache: CallCache, model: Any, op: str, counter: str, *args: Any) -> Any:
@@ -94,6 +120,7 @@ class CachedLLM(LLM):
         self.spec = inner.spec
         self.cache = cache
         self.chunk_size = commit_chunk_size(inner, chunk_size)
+        self.score_chunk_size = self.chunk_size if chunk_size is not None else self.chunk_size * SCORE_BATCHES_PER_CALL
 
     @property
     def batch_hint(self) -> int:
@@ -139,7 +166,8 @@ class CachedLLM(LLM):
             key=lambda pair: cache_key(self.identity, "logprobs", pair[0], pair[1]),
             compute=compute,
             size=lambda pair: sum(len(m["content"]) for m in pair[0]) + len(pair[1]),
-            chunk_size=self.chunk_size, description="scoring log-likelihood",
+            chunk_size=self.score_chunk_size, description="scoring log-likelihood",
+            group=lambda pair: json.dumps(pair[0], sort_keys=True),  # a prompt's rows in one call: packed together
             meter=meter(self.cache, self, "score", "count_score"),
         )
         return [ResponseLogprobs.from_dict(v) for v in values]
