@@ -56,6 +56,10 @@ def test_a_group_stays_in_one_chunk_where_its_longest_member_sorts(tmp_path):
                      group=lambda x: x.rstrip("0123456789"))
     assert out == [x.upper() for x in items]
     assert calls == [["cccc1", "bb222", "bb1"], ["a22", "a1"]]  # a chunk ends at a group's end
+    calls.clear()
+    big = [f"d{i}" for i in range(5)]  # one group of five: cut in chunks, not one call for all
+    cached_map(cache, big, key=str, compute=compute, size=len, chunk_size=2, description="t", group=lambda x: x[0])
+    assert calls == [["d0", "d1"], ["d2", "d3"], ["d4"]]
 
 
 def test_atomic_write_and_workspace_layout(tmp_path, monkeypatch):

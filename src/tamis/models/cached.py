@@ -62,7 +62,8 @@ def cached_map(
     """Map ``compute`` over items through the cache; returns JSON values in input order.
 
     Missing items are computed longest first, in chunks of ``chunk_size`` (each committed); items with
-    the same ``group`` key stay next to each other in one chunk. ``meter`` (a ``tamis.plan.Meter``) times
+    the same ``group`` key stay next to each other, in one chunk unless they are more than a chunk (a
+    chunk that ends inside a group holds up to ``2 * chunk_size - 1`` items). ``meter`` (a ``tamis.plan.Meter``) times
     the chunks really computed and records the throughput."""
     from tamis.plan import timed
 
@@ -70,14 +71,15 @@ def cached_map(
     keys = [key(item) for item in items]
     found = cache.get_many(keys)
     missing = sorted({k: i for i, k in enumerate(keys) if k not in found}.values(), key=lambda i: -size(items[i]))
-    groups = [list(g) for g in _grouped(missing, [group(items[i]) for i in missing])] if group else \
-        [[i] for i in missing]
+    groups = _grouped(missing, [group(items[i]) for i in missing]) if group else [[i] for i in missing]
     chunks: list[list[int]] = []
-    for members in groups:
-        if chunks and len(chunks[-1]) < chunk_size:
-            chunks[-1].extend(members)
-        else:
-            chunks.append(list(members))
+    for members in groups:  # a group bigger than a chunk (every row of IFD's empty prompt) is cut in chunks
+        for start in range(0, len(members), chunk_size):
+            piece = members[start : start + chunk_size]
+            if chunks and len(chunks[-1]) < chunk_size:
+                chunks[-1].extend(piece)
+            else:
+                chunks.append(piece)
     with progress(description, len(missing)) as advance:
         for chunk in chunks:
             try:
