@@ -180,3 +180,31 @@ def test_page_threads_setting(monkeypatch):
     monkeypatch.setenv("TAMIS_STUDIO_THREADS", "0")
     with pytest.raises(ValueError, match="from 1 to 1000"):
         worker_threads()
+
+
+def test_background_checkpoints_keep_them_out_of_the_writer(tmp_path, monkeypatch):
+    """The web app's Database checkpoints the WAL in a thread of its own; commits only past a high mark."""
+    from tamis.studio import db as studio_db
+
+    monkeypatch.setattr(studio_db, "CHECKPOINT_EVERY_S", 0.05)
+    path = tmp_path / "studio.db"
+    database = Database(f"sqlite:///{path}", background_checkpoints=True)
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == studio_db.AUTOCHECKPOINT_BEHIND_PAGES
+    assert database.checkpointer is not None and database.checkpointer.is_alive()
+    before = path.stat().st_size
+    for k in range(30):
+        database.write_tx(lambda db, k=k: (db.add(User(username=f"u{k}", password_hash="x" * 200)), db.commit()))
+    for _ in range(100):  # the rows reach the database file only through a checkpoint
+        if path.stat().st_size > before:
+            break
+        threading.Event().wait(0.05)
+    assert path.stat().st_size > before
+    database.dispose()
+    database.checkpointer.join(2)
+    assert not database.checkpointer.is_alive()
+    plain = Database(f"sqlite:///{tmp_path / 'cli.db'}")  # the CLI's: SQLite's own checkpoints, no thread
+    with plain.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    assert plain.checkpointer is None
+    plain.dispose()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from tamis.studio.db import Assignment, Item, Project, User, Version, utcnow
@@ -119,22 +119,35 @@ def save_version(db: Session, project: Project, item: Item, assignment: Assignme
     return write(_save_tx, assignment.id, version, edit, user.id if user is not None else None)
 
 
-def _save_tx(db: Session, assignment_id: int, version: Version, edit: Edit, user_id: int | None) -> Version:
-    """The write transaction of a save: one query re-checks the base, the item's state and the user's limits
-    (each statement under the lock also waits for the GIL, so they are few), then insert and commit."""
-    now = utcnow()
+def _save_check_query(with_limits: bool) -> Any:
+    """The assignment, its latest version number, and (``with_limits``) the user's saves in the last minute
+    and characters in the last hour, in one statement."""
     latest_q = (select(func.coalesce(func.max(Version.number), 0))
-                .where(Version.assignment_id == assignment_id).scalar_subquery())
-    if user_id is not None:
+                .where(Version.assignment_id == bindparam("aid")).scalar_subquery())
+    if with_limits:
         recent = (select(Version.created_at.label("at"), Version.chars.label("chars"))
                   .join(Assignment, Assignment.id == Version.assignment_id)
-                  .where(Assignment.user_id == user_id, Version.created_at >= now - timedelta(hours=1)).subquery())
-        minute_q = (select(func.coalesce(func.sum(case((recent.c.at >= now - timedelta(minutes=1), 1), else_=0)), 0))
+                  .where(Assignment.user_id == bindparam("uid"), Version.created_at >= bindparam("hour_ago"))
+                  .subquery())
+        minute_q = (select(func.coalesce(func.sum(case((recent.c.at >= bindparam("minute_ago"), 1), else_=0)), 0))
                     .scalar_subquery())
         volume_q = select(func.coalesce(func.sum(recent.c.chars), 0)).scalar_subquery()
     else:
         minute_q = volume_q = select(0).scalar_subquery()
-    row = db.execute(select(Assignment, latest_q, minute_q, volume_q).where(Assignment.id == assignment_id)).first()
+    return select(Assignment, latest_q, minute_q, volume_q).where(Assignment.id == bindparam("aid"))
+
+
+# built once: under the write lock every microsecond of Python counts, and building it cost more than running it
+_SAVE_CHECK = {with_limits: _save_check_query(with_limits) for with_limits in (False, True)}
+
+
+def _save_tx(db: Session, assignment_id: int, version: Version, edit: Edit, user_id: int | None) -> Version:
+    """The write transaction of a save: one query re-checks the base, the item's state and the user's limits
+    (each statement under the lock also waits for the GIL, so they are few), then insert and commit."""
+    now = utcnow()
+    row = db.execute(_SAVE_CHECK[user_id is not None],
+                     {"aid": assignment_id, "uid": user_id, "hour_ago": now - timedelta(hours=1),
+                      "minute_ago": now - timedelta(minutes=1)}).first()
     if row is None:
         raise Invalid("this item is no longer assigned to you")
     assignment, latest_number, n_minute, volume = row
@@ -265,13 +278,20 @@ def my_items(db: Session, project: Project, user: User, *, state: str = "", quer
     return out
 
 
+def _progress_query() -> Any:
+    n_items = select(func.count()).select_from(Item).where(Item.project_id == bindparam("pid")).scalar_subquery()
+    return (select(Assignment.id, Assignment.status, n_items).join(Item, Item.id == Assignment.item_id)
+            .where(Assignment.project_id == bindparam("pid"), Assignment.user_id == bindparam("uid"))
+            .order_by(Item.position))
+
+
+_PROGRESS = _progress_query()  # built once (every edit page runs it)
+
+
 def progress_and_neighbours(db: Session, project: Project, user: User,
                             assignment: Assignment) -> tuple[dict[str, int], int | None, int | None]:
     """``progress`` and ``neighbours`` in one query (the edit page: one round trip instead of three)."""
-    n_items = select(func.count()).select_from(Item).where(Item.project_id == project.id).scalar_subquery()
-    rows = db.execute(select(Assignment.id, Assignment.status, n_items).join(Item, Item.id == Assignment.item_id)
-                      .where(Assignment.project_id == project.id, Assignment.user_id == user.id)
-                      .order_by(Item.position)).all()
+    rows = db.execute(_PROGRESS, {"pid": project.id, "uid": user.id}).all()
     if not rows:
         return progress(db, project, user), None, None
     counts: dict[str, int] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,9 +19,22 @@ CLAIM_RETRIES = 8
 
 # -- annotators ---------------------------------------------------------------------------------------
 
+# built once: a claim runs each of these, and building a statement costs more CPU than running it
+_ANNOTATORS = (select(func.count()).select_from(Membership)
+               .where(Membership.project_id == bindparam("pid"), Membership.role == "annotator"))
+_USED_SLOTS = select(Assignment.slot).where(Assignment.item_id == bindparam("item_id"), Assignment.slot.is_not(None))
+_OPEN = (select(Assignment).where(Assignment.project_id == bindparam("pid"), Assignment.user_id == bindparam("uid"),
+                                  Assignment.status == "open").order_by(Assignment.id).limit(1))
+_FIRST_FREE = (select(Item).where(
+    Item.project_id == bindparam("pid"),
+    Item.id.not_in(select(Assignment.item_id).where(Assignment.user_id == bindparam("uid"),
+                                                    Assignment.project_id == bindparam("pid"))),
+    select(func.count()).select_from(Assignment).where(Assignment.item_id == Item.id, Assignment.slot.is_not(None))
+    .scalar_subquery() < bindparam("overlap")).order_by(Item.position).limit(1))
+
+
 def annotator_count(db: Session, project: Project) -> int:
-    return db.scalar(select(func.count()).select_from(Membership).where(
-        Membership.project_id == project.id, Membership.role == "annotator")) or 0
+    return db.scalar(_ANNOTATORS, {"pid": project.id}) or 0
 
 
 def effective_overlap(db: Session, project: Project) -> int:
@@ -30,22 +43,16 @@ def effective_overlap(db: Session, project: Project) -> int:
 
 
 def _free_slot(db: Session, item_id: int, overlap: int) -> int | None:
-    used = set(db.scalars(select(Assignment.slot).where(Assignment.item_id == item_id, Assignment.slot.is_not(None))))
+    used = set(db.scalars(_USED_SLOTS, {"item_id": item_id}))
     return next((s for s in range(overlap) if s not in used), None)
 
 
 def _open_assignment(db: Session, project_id: int, user_id: int) -> Assignment | None:
-    return db.scalar(select(Assignment).where(Assignment.project_id == project_id,
-                                              Assignment.user_id == user_id, Assignment.status == "open")
-                     .order_by(Assignment.id).limit(1))
+    return db.scalar(_OPEN, {"pid": project_id, "uid": user_id})
 
 
 def _first_free_item(db: Session, project: Project, user: User, overlap: int) -> Item | None:
-    mine = select(Assignment.item_id).where(Assignment.user_id == user.id, Assignment.project_id == project.id)
-    taken = (select(func.count()).select_from(Assignment)
-             .where(Assignment.item_id == Item.id, Assignment.slot.is_not(None)).scalar_subquery())
-    return db.scalar(select(Item).where(Item.project_id == project.id, Item.id.not_in(mine),
-                                        taken < overlap).order_by(Item.position).limit(1))
+    return db.scalar(_FIRST_FREE, {"pid": project.id, "uid": user.id, "overlap": overlap})
 
 
 def next_assignment(db: Session, project: Project, user: User, *,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -182,6 +184,10 @@ SYNCHRONOUS_ENV = "TAMIS_STUDIO_SQLITE_SYNCHRONOUS"
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 SINGLE_WRITER = True  # SQLite: the web app's write transactions run one at a time in one thread (Database.write_tx)
 BUSY_TIMEOUT_S = 30  # only other processes (the CLI) can make a write wait now: see Database.write_tx
+CHECKPOINT_EVERY_S = 1.0  # the web app's background WAL checkpoints (Database(background_checkpoints=True))
+# with them, a committing connection checkpoints only if the WAL grows past this many pages (SQLite's default
+# is 1000): a safety net should the background thread fall behind
+AUTOCHECKPOINT_BEHIND_PAGES = 20000
 
 
 def sqlite_synchronous_setting(value: str | None = None) -> str:
@@ -196,9 +202,9 @@ def sqlite_synchronous_setting(value: str | None = None) -> str:
     return chosen
 
 
-def make_engine(url: str, *, sqlite_synchronous: str | None = None) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str | None = None, autocheckpoint_pages: int = 1000) -> Engine:
     """An engine for ``url``; SQLite gets WAL, ``synchronous`` (NORMAL unless set: see
-    ``sqlite_synchronous_setting``) and a busy timeout."""
+    ``sqlite_synchronous_setting``), a busy timeout and ``wal_autocheckpoint``."""
     sqlite_synchronous = sqlite_synchronous_setting(sqlite_synchronous)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -213,6 +219,7 @@ def make_engine(url: str, *, sqlite_synchronous: str | None = None) -> Engine:
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint_pages)}")
             cur.close()
 
         # Writers take the lock up front (BEGIN IMMEDIATE) and queue on busy_timeout, instead of failing
@@ -280,12 +287,15 @@ class Database:
     for SQLite, one writer thread that runs every write transaction of the web app (``write_tx``,
     ``in_writer``), so requests never wait in SQLite's busy handler (it polls with sleeps of up to 100 ms)."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str | None = None, single_writer: bool | None = None) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str | None = None, single_writer: bool | None = None,
+                 background_checkpoints: bool = False) -> None:
         self.url = url
         path = sqlite_path(url)
         if path is not None:
             _private_file(path)
-        self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        background_checkpoints = background_checkpoints and path is not None
+        self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous,
+                                  autocheckpoint_pages=AUTOCHECKPOINT_BEHIND_PAGES if background_checkpoints else 1000)
         Base.metadata.create_all(self.engine)
         add_missing_columns(self.engine)
         if path is not None:
@@ -297,6 +307,15 @@ class Database:
         self._writer_thread: threading.Thread | None = None
         self._writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="tamis-writer",
                                            initializer=self._note_writer_thread) if single_writer else None)
+        self._stop_checkpoints = threading.Event()
+        self.checkpointer: threading.Thread | None = None
+        if background_checkpoints:
+            assert path is not None
+            synchronous = sqlite_synchronous_setting(sqlite_synchronous)
+            self.checkpointer = threading.Thread(target=_checkpoints, args=(path, synchronous, self._stop_checkpoints),
+                                                 name="tamis-checkpoint", daemon=True)
+            self.checkpointer.start()
+            weakref.finalize(self, self._stop_checkpoints.set)  # also stops with a Database nobody disposed
 
     def _note_writer_thread(self) -> None:
         self._writer_thread = threading.current_thread()
@@ -328,6 +347,25 @@ class Database:
         return await asyncio.wrap_future(self._writer.submit(fn, *args))
 
     def dispose(self) -> None:
+        self._stop_checkpoints.set()
         if self._writer is not None:
             self._writer.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _checkpoints(path: Path, synchronous: str, stop: threading.Event) -> None:
+    """Copy the WAL into the database file every second, on a connection of its own, until ``stop``.
+
+    SQLite otherwise checkpoints inside the commit that fills the WAL past 1000 pages: the web app's writer
+    thread, which then spent tens of ms in the checkpoint's writes and fsyncs while every save and claim
+    queued behind it. A PASSIVE checkpoint waits for nobody and blocks nobody (WAL: writers append meanwhile)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        while not stop.wait(CHECKPOINT_EVERY_S):
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # e.g. the file went away (tests); the safety net still checkpoints
+                log.warning("background checkpoint failed: %s", exc)
+    finally:
+        conn.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from tamis.studio.annotation import SAVE_MAX_CHARS, latest_version
@@ -31,9 +31,13 @@ def can_discuss(db: Session, project: Project, item: Item, user: User) -> bool:
         Assignment.item_id == item.id, Assignment.user_id == user.id)) is not None
 
 
+# built once: every edit page shows the item's thread
+_THREAD = (select(Comment, User.username).join(User, User.id == Comment.user_id)
+           .where(Comment.item_id == bindparam("item_id")).order_by(Comment.id))
+
+
 def comments(db: Session, item: Item) -> list[tuple[Comment, str]]:
-    return [(c, name) for c, name in db.execute(select(Comment, User.username).join(User, User.id == Comment.user_id)
-                                                .where(Comment.item_id == item.id).order_by(Comment.id))]
+    return [(c, name) for c, name in db.execute(_THREAD, {"item_id": item.id})]
 
 
 def add_comment(db: Session, item: Item, user: User, body: str) -> Comment:

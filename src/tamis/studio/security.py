@@ -22,7 +22,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -145,6 +145,11 @@ def create_session(db: Session, secret: bytes, user: User) -> str:
     return f"{token}.{_sign(secret, token)}"
 
 
+# built once: building a statement costs more CPU than running it (every request looks its session up)
+_SESSION_AND_USER = (select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+                     .where(LoginSession.token_hash == bindparam("token_hash")))
+
+
 def load_session(db: Session, secret: bytes, cookie: str | None) -> tuple[LoginSession, User] | None:
     """The live session and its user for a cookie value, or None (bad signature, unknown, expired)."""
     if not cookie or "." not in cookie:
@@ -152,8 +157,7 @@ def load_session(db: Session, secret: bytes, cookie: str | None) -> tuple[LoginS
     token, _, signature = cookie.rpartition(".")
     if not hmac.compare_digest(signature, _sign(secret, token)):
         return None
-    row = db.execute(select(LoginSession, User).join(User, User.id == LoginSession.user_id)
-                     .where(LoginSession.token_hash == _token_hash(token))).first()
+    row = db.execute(_SESSION_AND_USER, {"token_hash": _token_hash(token)}).first()
     if row is None or row[0].expires_at < utcnow() or not row[1].active:
         return None
     return row[0], row[1]
@@ -178,13 +182,16 @@ def _client_key(ip: str) -> str:
     return hashlib.sha256(f"\x01client\x00{ip}".encode()).hexdigest()
 
 
+_FAILURES = (select(func.count()).select_from(LoginFailure)
+             .where(LoginFailure.key == bindparam("key"), LoginFailure.at >= bindparam("since")))
+
+
 def login_blocked(db: Session, username: str, ip: str) -> bool:
     """Too many recent failures for this account from this client, or from this client at all."""
     since = utcnow() - LOGIN_WINDOW
 
     def failures(key: str) -> int:
-        return db.scalar(select(func.count()).select_from(LoginFailure)
-                         .where(LoginFailure.key == key, LoginFailure.at >= since)) or 0
+        return db.scalar(_FAILURES, {"key": key, "since": since}) or 0
 
     return failures(_client_key(ip)) >= CLIENT_MAX_FAILURES or failures(_throttle_key(username, ip)) >= LOGIN_MAX_FAILURES
 

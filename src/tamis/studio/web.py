@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import Path as PathParam
 from fastapi import Request
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -97,16 +97,21 @@ def check_csrf(w: Who, submitted: Any) -> None:
         raise HTTPProblem(403, "The form's security token is missing or wrong (CSRF check failed); reload the page.")
 
 
+# built once (building a statement costs more CPU than running it; these run on most pages)
+_ROLES = select(Membership.role).where(Membership.project_id == bindparam("pid"),
+                                      Membership.user_id == bindparam("uid"))
+_PROJECT = select(Project).where(Project.id == bindparam("pid"))
+
+
 def roles_in(w: Who, project_id: int) -> set[str]:
     if w.user.is_admin:
         return {"admin", "annotator", "reviewer"}
-    return set(w.db.scalars(select(Membership.role).where(Membership.project_id == project_id,
-                                                          Membership.user_id == w.user.id)))
+    return set(w.db.scalars(_ROLES, {"pid": project_id, "uid": w.user.id}))
 
 
 def project_for(w: Who, project_id: int, *allowed: str) -> Project:
     """The project, if this user holds one of ``allowed`` roles in it (admins hold all); else 403."""
-    project = w.db.get(Project, project_id)
+    project = w.db.scalar(_PROJECT, {"pid": project_id})
     if project is None or not roles_in(w, project_id) & set(allowed):
         raise HTTPProblem(403, "You do not have access to this project (or it does not exist).")
     return project
