@@ -185,3 +185,19 @@ def test_library_warnings_are_hidden_unless_verbose():
     quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     loud = subprocess.run([sys.executable, "-c", script, "--verbose"], capture_output=True, text=True)
     assert "library noise" not in quiet.stderr and "library noise" in loud.stderr
+
+
+def test_per_label_filter_takes_the_median_within_each_label(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("id,instruction,input,output\n" + "".join(f"e{i},question {i},,{'yes' if i % 2 else 'no'}\n"
+                                                               for i in range(8)))
+    run = tmp_path / "score"
+    SignalTable.from_rows([{"id": f"e{i}", "confidence": i / 10 + (0.5 if i % 2 else 0)} for i in range(8)]).write(run)
+    res = invoke("filter", data, "--scores", run, "--per-label", "-o", tmp_path / "f")
+    assert res.exit_code == 0, res.output
+    assert "for 'no'" in flat(res.output) and "for 'yes'" in flat(res.output)
+    kept = [ex.id for ex in read_dataset(tmp_path / "f" / "kept.csv").examples]
+    assert kept == ["e4", "e5", "e6", "e7"]  # two of each label, where the global median keeps only "yes"
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert set(manifest["thresholds"]["confidence>=median"]) == {"no", "yes"}
+    assert "'no'" in (tmp_path / "f" / "README.md").read_text()

@@ -104,3 +104,48 @@ def test_recipe_filter_step_applies_a_policy_over_scored_runs(tmp_path):
         step(examples, {"keep": "confidence>0"}, ctx)
     with pytest.raises(ConfigError, match="did you mean keep"):
         step(examples, {"scores": str(tmp_path / "score"), "kep": "confidence>0"}, ctx)
+
+
+def test_per_label_rules_compare_within_each_label():
+    # a signal carrying a label bias: every "yes" row scores above every "no" row
+    labels = {i: ("yes" if n % 2 else "no") for n, i in enumerate(IDS)}
+    table = SignalTable.from_rows([{"id": i, "confidence": (0.5 if labels[i] == "yes" else 0.0) + n / 100}
+                                   for n, i in enumerate(IDS)])
+    decisions, thr = auto_filter(table)  # the global median keeps only "yes" rows
+    assert {labels[i] for i in kept(decisions)} == {"yes"}
+    decisions, thr = auto_filter(table, labels=labels)
+    assert kept(decisions) == ["e4", "e5", "e6", "e7", "e8", "e9"]  # each label's median and above: 3 "no", 3 "yes"
+    assert thr == {"no": pytest.approx(0.04), "yes": pytest.approx(0.55)}
+    by_id = {d.id: d for d in decisions}
+    assert "confidence 0.02 < median of label 'no' 0.04" in by_id["e2"].reason
+    decisions, thresholds = Policy(keep=["best 40% confidence"]).apply(IDS, SignalSet([table]), groups=labels)
+    assert kept(decisions) == ["e6", "e7", "e8", "e9"]  # two of five per label
+    assert set(thresholds["best 40% confidence"]) == {"yes", "no"}
+
+
+def test_per_label_rules_fail_loudly_where_they_mean_nothing():
+    labels = {i: i for i in IDS}  # open-ended responses: every example its own label
+    with pytest.raises(PolicyError, match="for classification data: 10 distinct responses"):
+        Policy(keep=["confidence>=median"]).apply(IDS, signals(), groups=labels)
+    with pytest.raises(PolicyError, match="have none"):
+        Policy(keep=["confidence>=median"]).apply(IDS, signals(), groups={"e0": "a"})
+    halves = {i: "ab"[n % 2] for n, i in enumerate(IDS)}
+    with pytest.raises(PolicyError, match="takes a share"):
+        Policy(keep=["best 3 confidence"]).apply(IDS, signals(), groups=halves)
+
+
+def test_recipe_filter_step_per_label(tmp_path):
+    from tamis.curate.steps import StepContext, get_step
+    from tamis.records import chat_example
+    from tamis.store import Workspace
+
+    examples = [chat_example([{"role": "user", "content": f"q{n}"}, {"role": "assistant", "content": "yes" if n % 2 else "no"}],
+                             id=i) for n, i in enumerate(IDS)]
+    SignalTable.from_rows([{"id": i, "confidence": n / 10 + (1.0 if n % 2 else 0)} for n, i in enumerate(IDS)]
+                          ).write(tmp_path / "score")
+    ctx = StepContext(workspace=Workspace(tmp_path / "ws"), out_dir=tmp_path / "step")
+    step = get_step("filter")
+    assert {ex.response for ex in examples if ex.id in kept(step(examples, {"scores": str(tmp_path / "score")}, ctx))
+            } == {"yes"}
+    decisions = step(examples, {"scores": str(tmp_path / "score"), "per_label": True}, ctx)
+    assert kept(decisions) == ["e4", "e5", "e6", "e7", "e8", "e9"]

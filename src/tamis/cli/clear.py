@@ -118,6 +118,7 @@ def filter_command(
     keep_fraction: Optional[float] = opt(FilterRule, "keep_fraction"),
     keep: list[str] = opt(FilterJob, "keep", "--keep"),
     drop: list[str] = opt(FilterJob, "drop", "--drop"),
+    per_label: bool = opt(FilterJob, "per_label", "--per-label"),
     format: Optional[str] = FormatOpt,
     output_format: Optional[str] = OutputFormatOpt,
     push_to_hub: Optional[str] = PushOpt,
@@ -132,10 +133,12 @@ def filter_command(
     rule = FilterRule(signal=signal or "confidence", threshold=threshold, quantile=quantile,
                       keep_fraction=keep_fraction) if single else None
     job = FilterJob(data=str(data), scores=[str(s) for s in scores], out=str(output) if output else None, rule=rule,
-                    keep=keep, drop=drop, format=format, output_format=output_format)
+                    keep=keep, drop=drop, per_label=per_label, format=format, output_format=output_format)
     result = run_filter(job, workspace_from(workspace), overwrite=overwrite)
     for rule_text, value in result.thresholds.items():
-        out.print(f"rule [bold]{rule_text}[/]: threshold {value:.4g}")
+        shown = (", ".join(f"{v:.4g} for {k!r}" for k, v in value.items()) if isinstance(value, dict)
+                 else f"{value:.4g}")
+        out.print(f"rule [bold]{rule_text}[/]: threshold {shown}")
     print_counts(result.counts, "reused: this run was complete" if result.reused else "")
     out.print(f"outputs in [bold]{result.out_dir}[/] (decisions.jsonl, {result.data_path.name if result.data_path else ''}, "
               "dropped.jsonl, README.md, manifest.json)")

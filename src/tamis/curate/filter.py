@@ -3,7 +3,8 @@
 The single-signal form of a policy (``tamis.curate.policy``): one signal and CLEAR's default rule,
 the median (keeps about half), or a given value, a quantile or a keep fraction. Which side is
 better comes from the signal's registered direction: ``FilterRule(signal="ifd")`` keeps the lower
-half. Examples without a score go to review (never silently kept or dropped).
+half. Examples without a score go to review (never silently kept or dropped). With ``labels`` the
+median (or quantile, or share) is taken within each label (``label_groups``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from tamis.curate.decisions import Decision
 from tamis.curate.policy import Policy
 from tamis.errors import ConfigError
+from tamis.records import Example
 from tamis.settings import setting
 from tamis.signals.registry import SignalSet, SignalTable, get_signal
 
@@ -57,11 +59,19 @@ class FilterRule:
         return Policy(keep=[self.keep_rule(available)], step=step)
 
 
+def label_groups(examples: Iterable[Example]) -> dict[str, str]:
+    """Each example's label for per-label thresholds: its response (classification as generation), else its
+    ``label`` field."""
+    return {ex.id: (ex.response or ex.label or "").strip() for ex in examples}
+
+
 def auto_filter(rows: Iterable[Mapping[str, Any]] | SignalTable, rule: FilterRule | None = None, *,
-                step: str = "filter") -> tuple[list[Decision], float | None]:
-    """(one decision per row, the threshold used). Rows are signal rows ``{"id": ..., SIGNAL: value}``."""
+                step: str = "filter", labels: Mapping[str, str] | None = None
+                ) -> tuple[list[Decision], float | dict[str, float] | None]:
+    """(one decision per row, the threshold used; with ``labels``, id -> label, one threshold per label).
+    Rows are signal rows ``{"id": ..., SIGNAL: value}``."""
     rule = rule or FilterRule()
     table = rows if isinstance(rows, SignalTable) else SignalTable.from_rows(rows)
     policy = rule.policy(table.names, step)
-    decisions, thresholds = policy.apply(table.ids, SignalSet([table]), allow_empty=True)
+    decisions, thresholds = policy.apply(table.ids, SignalSet([table]), allow_empty=True, groups=labels)
     return decisions, next(iter(thresholds.values()), None)

@@ -12,6 +12,10 @@ A policy is a list of rules over named signals (from any runs; see ``tamis.signa
 An example is kept when it passes every keep rule and matches no drop rule; an example without a
 value for a rule's signal goes to review (never silently kept or dropped). A policy that matches
 no example id, or keeps nothing, is an error: that is a wrong file, not a result.
+
+Per label (``groups``, for classification as generation): medians, means, quantiles and shares are taken
+within each label, as confident learning's per-class thresholds are. A signal that carries a tuned
+model's label bias (every "yes" row more confident than every "no" row) then cannot keep one label only.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -82,22 +86,27 @@ def _amount(amount: str, text: str) -> tuple[float, bool]:
 
 @dataclass
 class Outcome:
-    """A rule applied to the data: which ids pass (keep rule) or match (drop rule), and its threshold."""
+    """A rule applied to the data: which ids pass (keep rule) or match (drop rule), and its threshold
+    (one per label when the rule was applied within labels)."""
 
     rule: Rule
     threshold: float
     hits: set[str]
     values: dict[str, float]
+    group_of: dict[str, str] | None = None  # id -> label, when thresholds are per label
+    group_thresholds: dict[str, float] = field(default_factory=dict)
 
     def explain(self, ex_id: str) -> str:
-        v, thr, rule = self.values[ex_id], self.threshold, self.rule
+        v, rule = self.values[ex_id], self.rule
+        thr = self.group_thresholds[self.group_of[ex_id]] if self.group_of is not None else self.threshold
+        within = f" of label {self.group_of[ex_id]!r}" if self.group_of is not None else ""
         hit = ex_id in self.hits
         if rule.op in ("best", "worst"):
             where = "in" if hit else "not in"
-            return f"{rule.signal} {_fmt(v)} {where} {rule.op} {rule.value} (cut {_fmt(thr)})"
+            return f"{rule.signal} {_fmt(v)} {where} {rule.op} {rule.value}{within} (cut {_fmt(thr)})"
         shown = rule.value if rule.value in ("median", "mean") or rule.value.startswith("q") else ""
         op = rule.op if hit else _NEGATED[rule.op]
-        return f"{rule.signal} {_fmt(v)} {op} {shown + ' ' if shown else ''}{_fmt(thr)}"
+        return f"{rule.signal} {_fmt(v)} {op} {shown + within + ' ' if shown else ''}{_fmt(thr)}"
 
 
 def _fmt(x: float) -> str:
@@ -124,14 +133,22 @@ class Policy:
         parts += [f"drop {r.text}" for r in self.rules if r.kind == "drop"]
         return "; ".join(parts)
 
-    def apply(self, ids: Sequence[str], signals: SignalSet, *, allow_empty: bool = False) -> tuple[list[Decision], dict[str, float]]:
-        """(one decision per id, each rule's threshold). Thresholds are computed on the ids given."""
+    def apply(self, ids: Sequence[str], signals: SignalSet, *, allow_empty: bool = False,
+              groups: Mapping[str, str] | None = None
+              ) -> tuple[list[Decision], dict[str, float | dict[str, float]]]:
+        """(one decision per id, each rule's threshold). Thresholds are computed on the ids given; with
+        ``groups`` (id -> label) within each label, and each rule's threshold is then ``{label: value}``."""
         values = {name: signals.values(name) for name in self.signals}  # unknown/ambiguous names fail here
         wanted = set(ids)
         if not wanted & signals.ids:
             raise PolicyError(f"none of the {len(wanted)} examples has a row in the given scores (first id: "
                               f"{next(iter(ids), '-')}); were they scored from this file, in this format?")
+        if groups is not None:
+            check_groups(ids, groups)
         outcomes = [_outcome(rule, {i: v for i, v in values[rule.signal].items() if i in wanted}, signals)
+                    if groups is None else
+                    _grouped_outcome(rule, {i: v for i, v in values[rule.signal].items() if i in wanted}, signals,
+                                     groups)
                     for rule in self.rules]
         decisions = []
         for ex_id in ids:
@@ -151,7 +168,36 @@ class Policy:
             decisions.append(Decision(ex_id, action, reason, scores, self.step))
         if not allow_empty and not any(d.action == "keep" for d in decisions):
             raise PolicyError(f"the policy ({self.describe()}) keeps none of the {len(ids)} examples")
-        return decisions, {o.rule.text: o.threshold for o in outcomes}
+        return decisions, {o.rule.text: o.threshold if o.group_of is None else dict(o.group_thresholds)
+                           for o in outcomes}
+
+
+def check_groups(ids: Sequence[str], groups: Mapping[str, str]) -> None:
+    """Per-label thresholds need a label for every example and labels shared by several examples."""
+    missing = [i for i in ids if i not in groups]
+    if missing:
+        raise PolicyError(f"per-label rules need each example's label; {len(missing)} have none (first: {missing[0]})")
+    distinct = {groups[i] for i in ids}
+    if len(distinct) > max(1, len(ids) // 2):
+        raise PolicyError(f"per-label rules are for classification data: {len(distinct)} distinct responses among "
+                          f"{len(ids)} examples leave no label to compare within")
+
+
+def _grouped_outcome(rule: Rule, values: dict[str, float], signals: SignalSet, groups: Mapping[str, str]) -> Outcome:
+    """The rule applied within each label; the labels' outcomes merged into one."""
+    if rule.op in ("best", "worst") and not _amount(rule.value, rule.text)[1]:
+        raise PolicyError(f"rule {rule.text!r}: within labels a rank rule takes a share (best 50% ...), not a count")
+    if not values:
+        raise PolicyError(f"rule {rule.text!r}: no example has a {rule.signal} value")
+    by_group: dict[str, dict[str, float]] = {}
+    for i, v in values.items():
+        by_group.setdefault(groups[i], {})[i] = v
+    merged = Outcome(rule, math.nan, set(), dict(values), group_of={i: groups[i] for i in values})
+    for g, vals in by_group.items():
+        part = _outcome(rule, vals, signals)
+        merged.hits |= part.hits
+        merged.group_thresholds[g] = part.threshold
+    return merged
 
 
 def _outcome(rule: Rule, values: dict[str, float], signals: SignalSet) -> Outcome:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tamis.curate.decisions import Decision, action_counts
-from tamis.curate.filter import FilterRule, auto_filter
+from tamis.curate.filter import FilterRule, auto_filter, label_groups
 from tamis.curate.steps import StepContext, check_params, fold_splits, register_step
 from tamis.records import Example
 from tamis.store import atomic_write_json, atomic_write_text
@@ -26,7 +26,7 @@ _CONFIDENCE_KEYS = ("k", "temperature", "max_tokens", "alpha", "beta", "similari
                     "embedder", "max_prompt_chars", "max_response_chars")
 _RULE_KEYS = ("threshold", "quantile", "keep_fraction")
 _TUNING_KEYS = ("warmup", "folds")
-_FILTER_KEYS = ("model",) + _CONFIDENCE_KEYS + _RULE_KEYS + _TUNING_KEYS
+_FILTER_KEYS = ("model", "per_label") + _CONFIDENCE_KEYS + _RULE_KEYS + _TUNING_KEYS
 # auto_correct's own parameters -> tamis.curate.correct.CorrectConfig fields
 _CORRECT_KEYS = {"eta": "eta", "review_above": "review_above", "judge_k": "k", "judge_beta": "beta",
                  "judge_temperature": "temperature", "answer_max_tokens": "max_tokens", "judge_max_chars": "max_chars"}
@@ -39,7 +39,8 @@ def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx:
     The confidence comes from ``model`` as it is, or, as CLEAR does, fine-tuned first: ``warmup:``
     (SFT settings) tunes it on all the examples; ``folds: K`` cross-fits: K LoRA runs, each tuned on
     K-1 folds and scoring the held-out fold, so no example is judged by a model that saw it
-    (cleanlab's out-of-fold protocol). Each decision's evidence names the model that scored it."""
+    (cleanlab's out-of-fold protocol). ``per_label: true`` takes the median within each label (the
+    response), for classification data. Each decision's evidence names the model that scored it."""
     from tamis.models import load_embedder
     from tamis.signals.confidence import ConfidenceConfig, bsdetector_confidence
     from tamis.signals.registry import SignalTable
@@ -63,7 +64,8 @@ def confidence_filter_step(examples: list[Example], params: dict[str, Any], ctx:
         scored_by |= {examples[i].id: spec for i in held}
     order = {ex.id: n for n, ex in enumerate(examples)}
     table = SignalTable.from_rows(sorted(rows, key=lambda r: order[r["id"]]), counts)
-    decisions, _ = auto_filter(table, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="")
+    decisions, _ = auto_filter(table, FilterRule(**{k: params[k] for k in _RULE_KEYS if k in params}), step="",
+                               labels=label_groups(examples) if params.get("per_label") else None)
     if folds > 1 or warmup is not None:
         how = "cross-fitted" if folds > 1 else "warmed-up"
         for d in decisions:
@@ -166,12 +168,13 @@ def _shared_influence(examples: list[Example], seed_path: Path, options: dict[st
 def policy_filter_step(examples: list[Example], params: dict[str, Any], ctx: StepContext) -> list[Decision]:
     """A policy over the signals of scored runs (``scores``: run folders or score files, resolved like the
     recipe's data references): ``keep``/``drop`` rules, or ``signal`` with ``threshold``/``quantile``/
-    ``keep_fraction`` (default: CLEAR's median rule on confidence). The same rules as ``tamis filter``."""
+    ``keep_fraction`` (default: CLEAR's median rule on confidence); ``per_label: true`` takes medians,
+    quantiles and shares within each label. The same rules as ``tamis filter``."""
     from tamis.curate.policy import Policy
     from tamis.errors import ConfigError
     from tamis.signals.registry import SignalSet
 
-    check_params("filter", params, {"scores", "keep", "drop", "signal"} | set(_RULE_KEYS))
+    check_params("filter", params, {"scores", "keep", "drop", "signal", "per_label"} | set(_RULE_KEYS))
     refs = params.get("scores")
     if not refs:
         raise ConfigError("recipe step 'filter' needs scores: the run folders (or score files) of a scoring command")
@@ -183,7 +186,8 @@ def policy_filter_step(examples: list[Example], params: dict[str, Any], ctx: Ste
         rule = FilterRule(signal=params.get("signal", "confidence"), **{k: params[k] for k in _RULE_KEYS if k in params})
         policy = rule.policy(signals.names)
     policy.step = ""
-    decisions, _ = policy.apply([ex.id for ex in examples], signals)
+    decisions, _ = policy.apply([ex.id for ex in examples], signals,
+                                groups=label_groups(examples) if params.get("per_label") else None)
     return decisions
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from tamis.curate.correct import CorrectConfig, auto_correct
 from tamis.curate.decisions import Decision, action_counts, apply_decisions, read_decisions, write_decisions
-from tamis.curate.filter import FilterRule
+from tamis.curate.filter import FilterRule, label_groups
 from tamis.curate.policy import Policy
 from tamis.engine.base import EngineConfig
 from tamis.engine.llm import record_engine, stage_llm
@@ -210,6 +210,9 @@ class FilterJob:
     rule: FilterRule | None = None  # the single-signal form (default: confidence >= its median)
     keep: list[str] = setting([], "Keep rules, all must pass: 'confidence>=median', 'best 50% judge'.")
     drop: list[str] = setting([], "Drop rules, any drops: 'worst 5% nn_similarity', 'ifd>1'.")
+    per_label: bool = setting(False, "Take medians, quantiles and shares within each label (the response), as "
+                                     "confident learning's per-class thresholds: for classification data, where a "
+                                     "tuned model's label bias shifts every row of a label alike.")
     format: str | None = setting(None, "Input format, if auto-detection should be overridden.")
     output_format: str | None = setting(None, "Format of the kept data [default: the input's].")
 
@@ -225,7 +228,7 @@ class FilterJob:
 class CurationResult:
     out_dir: Path
     counts: dict[str, Any]
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float | dict[str, float]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     data_path: Path | None = None
     reused: bool = False
@@ -254,7 +257,7 @@ def run_filter(job: FilterJob, workspace: Workspace | None = None, *, overwrite:
         manifest.data["policy"] = policy.describe()
         ids = [ex.id for ex in read.examples]
         manifest.count(without_scores=len(set(ids) - signals.ids))
-        decisions, thresholds = policy.apply(ids, signals)
+        decisions, thresholds = policy.apply(ids, signals, groups=label_groups(read.examples) if job.per_label else None)
         manifest.data["thresholds"] = thresholds
         path = materialise(read, decisions, out, manifest, job.output_format)
         counts = run.finish()["counts"]

@@ -210,6 +210,8 @@ def _signal(name: str) -> str:
 
 
 def _num(value: Any) -> str:
+    if isinstance(value, Mapping):  # one threshold per label
+        return "; ".join(f"{k!r}: {_num(v)}" for k, v in value.items())
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
