@@ -126,7 +126,7 @@ def test_gdig_study_through_the_cli(data_root, workspace, tmp_path):
 
 
 def test_hedit_study(data_root, workspace, tmp_path):
-    recipe = load_recipe("hedit", TINY + ["data.source.params.n_train=6", "data.source.params.n_test=3",
+    recipe = load_recipe("hedit", TINY + ["seeds=[0]", "data.source.params.n_train=6", "data.source.params.n_test=3",
                                           "models=['transformers:smollm2?layers=4', 'transformers:smollm2?layers=10']"])
     result = run_study(recipe, workspace, tmp_path / "out")
     out = result.out_dir
